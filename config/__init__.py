@@ -1,0 +1,1 @@
+"""Django configuration package for Validibot (settings, URLs, WSGI)."""

@@ -1,0 +1,84 @@
+"""Settings shared by every environment; each value can be overridden from the environment."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-local-only-key")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+
+# validibot.core comes before django.contrib.sessions on purpose: its batched, summarising
+# `clearsessions` command shadows Django's (get_commands() lets the earlier app win).
+INSTALLED_APPS = [
+    "validibot.core",
+    "validibot.submissions",
+    "validibot.validations",
+    "validibot.retention",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+# SQLite next to the project by default (zero set-up); DATABASE_URL selects Postgres.
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+# Long-lived workers must not keep a connection that the server has since closed.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+USE_TZ = True
+TIME_ZONE = env("DJANGO_TIME_ZONE", default="UTC")
+
+MEDIA_ROOT = Path(env("VALIDIBOT_MEDIA_ROOT", default=str(BASE_DIR / "media")))
+MEDIA_URL = "/media/"
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- Redis / Celery (the production topology's broker; unused by the embedded default) ---
+REDIS_URL = env("REDIS_URL", default="redis://localhost:6379/0")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=1)
+
+# --- Scheduled maintenance: time limits, retention windows, thresholds, batch sizes ---
+VALIDIBOT_TASK_SOFT_TIME_LIMIT_SECONDS = env.int(
+    "VALIDIBOT_TASK_SOFT_TIME_LIMIT_SECONDS", default=25 * 60
+)
+VALIDIBOT_TASK_HARD_TIME_LIMIT_SECONDS = env.int(
+    "VALIDIBOT_TASK_HARD_TIME_LIMIT_SECONDS", default=30 * 60
+)
+VALIDIBOT_PURGE_BATCH_SIZE = env.int("VALIDIBOT_PURGE_BATCH_SIZE", default=100)
+VALIDIBOT_PURGE_MAX_BATCHES = env.int("VALIDIBOT_PURGE_MAX_BATCHES", default=10)
+VALIDIBOT_PURGE_RETRY_BATCH_SIZE = env.int("VALIDIBOT_PURGE_RETRY_BATCH_SIZE", default=50)
+VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS = env.int("VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS", default=5)
+VALIDIBOT_PURGE_RETRY_BASE_SECONDS = env.int("VALIDIBOT_PURGE_RETRY_BASE_SECONDS", default=300)
+VALIDIBOT_PURGE_RETRY_MAX_SECONDS = env.int("VALIDIBOT_PURGE_RETRY_MAX_SECONDS", default=3600)
+VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES = env.int("VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES", default=30)
+VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS = env.int("VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS = env.int(
+    "VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS", default=30
+)
+VALIDIBOT_CLEANUP_BATCH_SIZE = env.int("VALIDIBOT_CLEANUP_BATCH_SIZE", default=1000)
+VALIDIBOT_CONTAINER_GRACE_SECONDS = env.int("VALIDIBOT_CONTAINER_GRACE_SECONDS", default=300)
+VALIDIBOT_DOCKER_URL = env("VALIDIBOT_DOCKER_URL", default="")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
+}

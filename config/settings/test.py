@@ -1,0 +1,10 @@
+"""Test settings: SQLite unless DATABASE_URL names Postgres; media under a temp folder."""
+
+import tempfile
+from pathlib import Path
+
+from config.settings.base import *  # noqa: F403  (settings modules extend base by design)
+
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="validibot-test-media-"))
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

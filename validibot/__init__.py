@@ -1,0 +1,1 @@
+"""Validibot's Django project: the data the maintenance tasks act on and the commands that act."""

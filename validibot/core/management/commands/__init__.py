@@ -1,0 +1,1 @@
+"""Management commands of this app (each one a maintenance task or an operator tool)."""

@@ -1,0 +1,100 @@
+"""Remove validator containers that outlived their runs (Docker Compose deployments)."""
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import CommandError, CommandParser
+
+from validibot.core.containers import MANAGED_LABEL, ContainerInfo, describe, orphan_reason
+from validibot.core.maintenance import MaintenanceCommand, non_negative_int
+from validibot.validations.models import TERMINAL, ValidationRun
+
+
+class Command(MaintenanceCommand):
+    help = (
+        "Stop and remove containers labelled org.validibot.managed=true whose run is terminal "
+        "or missing, or that outlived their timeout plus --grace-period. Unlabelled containers "
+        "are never touched. With no reachable Docker engine it says so and exits 0 (use "
+        "--require-engine to make that an error)."
+    )
+    task_name = "cleanup_containers"
+    count_names = ("examined", "removed", "kept", "errors", "engine_unreachable")
+
+    def add_task_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--all",
+            action="store_true",
+            help="Remove every Validibot-managed container, whatever its age or run.",
+        )
+        parser.add_argument(
+            "--grace-period",
+            type=non_negative_int,
+            default=None,
+            help="Seconds added to each container's timeout, and the minimum age before a "
+            "container with a missing run is removed "
+            "(default: settings.VALIDIBOT_CONTAINER_GRACE_SECONDS, 300).",
+        )
+        parser.add_argument(
+            "--require-engine",
+            action="store_true",
+            help="Fail when no Docker engine is reachable instead of reporting it.",
+        )
+
+    def run_task(self, options: dict[str, Any]) -> None:
+        client = self._client(options["require_engine"])
+        if client is None:
+            return
+        grace = options["grace_period"]
+        if grace is None:
+            grace = settings.VALIDIBOT_CONTAINER_GRACE_SECONDS
+        containers = client.containers.list(all=True, filters={"label": f"{MANAGED_LABEL}=true"})
+        pairs = [(container, describe(container)) for container in containers]
+        statuses = self._run_statuses([info for _, info in pairs])
+        limit = self.dry_run_limit()
+        for container, info in pairs:
+            self.counts["examined"] += 1
+            reason = "--all" if options["all"] else orphan_reason(
+                info, statuses.get(info.run_id or ""), TERMINAL, self.now, grace
+            )
+            if reason is None or (limit is not None and self.counts["removed"] >= limit):
+                self.counts["kept"] += 1
+                continue
+            self._remove(container, info, reason)
+        if self.counts["errors"]:
+            raise RuntimeError(f"{self.counts['errors']} container(s) could not be removed")
+
+    def _client(self, require_engine: bool):
+        try:
+            import docker
+
+            client = docker.DockerClient(base_url=settings.VALIDIBOT_DOCKER_URL) if (
+                settings.VALIDIBOT_DOCKER_URL
+            ) else docker.from_env()
+            client.ping()
+        except Exception as exc:  # ImportError or any engine/connection error
+            message = f"Docker engine not reachable ({type(exc).__name__}: {exc}); nothing removed."
+            if require_engine:
+                raise CommandError(message) from exc
+            self.counts["engine_unreachable"] = 1
+            self.progress(message)
+            return None
+        return client
+
+    def _run_statuses(self, infos: list[ContainerInfo]) -> dict[str, str]:
+        ids = [int(i.run_id) for i in infos if i.run_id and i.run_id.isdigit()]
+        rows = ValidationRun.objects.filter(pk__in=ids).values_list("pk", "status")
+        return {str(pk): status for pk, status in rows}
+
+    def _remove(self, container: Any, info: ContainerInfo, reason: str) -> None:
+        verb = "would remove" if self.dry_run else "removing"
+        self.progress(f"{verb} {info.name} ({info.id[:12]}): {reason}")
+        if self.dry_run:
+            self.counts["removed"] += 1
+            return
+        try:
+            container.remove(force=True)
+        except Exception as exc:  # one stuck container must not stop the others
+            self.counts["errors"] += 1
+            self.stderr.write(f"could not remove {info.name}: {type(exc).__name__}: {exc}")
+            return
+        self.counts["removed"] += 1

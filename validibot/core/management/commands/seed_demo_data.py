@@ -1,0 +1,169 @@
+"""Create realistic rows for every maintenance task: expired and live, at any scale."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.sessions.models import Session
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from validibot.core.maintenance import positive_int
+from validibot.core.models import IdempotencyKey
+from validibot.retention.models import PurgeRetry
+from validibot.submissions.models import RetentionPolicy, Submission
+from validibot.validations.models import (
+    CallbackReceipt,
+    RunStatus,
+    ValidationOutput,
+    ValidationRun,
+)
+
+# Per unit of --scale: (expired, live) rows of each kind.
+EXPIRED, LIVE = 10, 5
+BUSY, STUCK, RETRIES = 2, 3, 2
+
+
+class Command(BaseCommand):
+    help = (
+        "Create demo rows for every maintenance task: per unit of --scale, 10 expired and 5 "
+        "live submissions, outputs, idempotency keys, callback receipts and sessions, 2 expired "
+        "submissions still in an active run, 3 stuck runs and 2 due purge retries. Adds rows "
+        "each time it runs."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--scale", type=positive_int, default=1, help="Multiply row counts.")
+        parser.add_argument(
+            "--no-files", action="store_true", help="Do not write stored files (faster at scale)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.now = timezone.now()
+        self.files = not options["no_files"]
+        n = options["scale"]
+        counts: dict[str, int] = {}
+        with transaction.atomic():
+            counts["submissions"] = self._submissions(n)
+            counts["outputs"] = self._outputs(n)
+            counts["stuck_runs"] = self._stuck_runs(n)
+            counts["purge_retries"] = self._retries(n)
+            counts["idempotency_keys"] = self._keys(n)
+            counts["callback_receipts"] = self._receipts(n)
+            counts["sessions"] = self._sessions(n)
+        self.stdout.write(json.dumps({"seeded": counts}))
+
+    def _file(self, folder: str, index: int) -> str:
+        if not self.files:
+            return ""
+        name = f"{folder}/demo-{self.now:%Y%m%d%H%M%S%f}-{index}.json"
+        return default_storage.save(name, ContentFile(b'{"demo": true}'))
+
+    def _submissions(self, n: int) -> int:
+        expired_at, live_at = self.now - timedelta(hours=1), self.now + timedelta(days=7)
+        rows = [
+            Submission(
+                name=f"demo submission {i}",
+                content='{"payload": "expired"}' if i < EXPIRED * n else '{"payload": "live"}',
+                file=self._file("submissions", i),
+                retention_policy=RetentionPolicy.DAYS_7,
+                expires_at=expired_at if i < (EXPIRED + BUSY) * n else live_at,
+            )
+            for i in range((EXPIRED + BUSY + LIVE) * n)
+        ]
+        created = Submission.objects.bulk_create(rows, batch_size=1000)
+        runs = [
+            ValidationRun(
+                submission=sub,
+                status=RunStatus.RUNNING if EXPIRED * n <= i < (EXPIRED + BUSY) * n
+                else RunStatus.SUCCEEDED,
+                started_at=self.now - timedelta(minutes=5),
+                finished_at=None if EXPIRED * n <= i < (EXPIRED + BUSY) * n else self.now,
+            )
+            for i, sub in enumerate(created)
+        ]
+        ValidationRun.objects.bulk_create(runs, batch_size=1000)
+        return len(created)
+
+    def _outputs(self, n: int) -> int:
+        run = ValidationRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("-pk").first()
+        rows = [
+            ValidationOutput(
+                run=run,
+                name=f"report-{i}.json",
+                content='{"findings": []}',
+                file=self._file("outputs", i),
+                expires_at=self.now - timedelta(minutes=10) if i < EXPIRED * n
+                else self.now + timedelta(days=1),
+            )
+            for i in range((EXPIRED + LIVE) * n)
+        ]
+        return len(ValidationOutput.objects.bulk_create(rows, batch_size=1000))
+
+    def _stuck_runs(self, n: int) -> int:
+        live = Submission.objects.filter(expires_at__gt=self.now).order_by("-pk")[: STUCK * n]
+        runs = [
+            ValidationRun(
+                submission=sub, status=RunStatus.RUNNING, started_at=self.now - timedelta(hours=2)
+            )
+            for sub in live
+        ]
+        return len(ValidationRun.objects.bulk_create(runs, batch_size=1000))
+
+    def _retries(self, n: int) -> int:
+        targets = Submission.objects.filter(
+            expires_at__gt=self.now, content_purged_at__isnull=True, purge_retries__isnull=True
+        ).order_by("pk")[: RETRIES * n]
+        retries = [
+            PurgeRetry(
+                submission=sub,
+                attempts=1,
+                next_retry_at=self.now - timedelta(minutes=1),
+                last_error="OSError: demo: storage was unavailable",
+            )
+            for sub in targets
+        ]
+        return len(PurgeRetry.objects.bulk_create(retries, batch_size=1000))
+
+    def _keys(self, n: int) -> int:
+        stamp = f"{self.now:%Y%m%d%H%M%S%f}"
+        keys = [
+            IdempotencyKey(
+                key=f"demo-{stamp}-{i}",
+                created_at=self.now - timedelta(hours=30),
+                expires_at=self.now - timedelta(hours=6) if i < EXPIRED * n
+                else self.now + timedelta(hours=6),
+            )
+            for i in range((EXPIRED + LIVE) * n)
+        ]
+        return len(IdempotencyKey.objects.bulk_create(keys, batch_size=1000))
+
+    def _receipts(self, n: int) -> int:
+        stamp = f"{self.now:%Y%m%d%H%M%S%f}"
+        receipts = [
+            CallbackReceipt(
+                callback_id=f"demo-{stamp}-{i}",
+                status="succeeded",
+                received_at=self.now - timedelta(days=45 if i < EXPIRED * n else 2),
+            )
+            for i in range((EXPIRED + LIVE) * n)
+        ]
+        return len(CallbackReceipt.objects.bulk_create(receipts, batch_size=1000))
+
+    def _sessions(self, n: int) -> int:
+        stamp = f"{self.now:%Y%m%d%H%M%S%f}"
+        sessions = [
+            Session(
+                session_key=f"demo{stamp}{i:08d}"[:40],
+                session_data="e30:demo",
+                expire_date=self.now - timedelta(days=1) if i < EXPIRED * n
+                else self.now + timedelta(days=1),
+            )
+            for i in range((EXPIRED + LIVE) * n)
+        ]
+        return len(Session.objects.bulk_create(sessions, batch_size=1000))

@@ -1,0 +1,34 @@
+"""Run every registered periodic email handler in order; with none registered, say so."""
+
+from typing import Any
+
+from validibot.core.maintenance import MaintenanceCommand
+from validibot.core.periodic_emails import get_periodic_email_handlers
+
+
+class Command(MaintenanceCommand):
+    help = (
+        "Run each periodic email handler registered by downstream packages, in registration "
+        "order. One failing handler does not stop the others, but fails the command."
+    )
+    task_name = "send_periodic_emails"
+    count_names = ("handlers", "sent", "handler_errors")
+
+    def run_task(self, options: dict[str, Any]) -> None:
+        handlers = get_periodic_email_handlers()
+        self.counts["handlers"] = len(handlers)
+        if not handlers:
+            self.progress("No periodic email handlers registered; nothing to do.")
+            return
+        errors: list[str] = []
+        for name, handler in handlers:
+            try:
+                sent = handler(stdout=self.stdout, now=self.now, dry_run=self.dry_run)
+            except Exception as exc:  # isolate handlers from each other
+                errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                self.counts["handler_errors"] += 1
+                continue
+            self.counts["sent"] += int(sent or 0)
+            self.progress(f"{name}: {'would send' if self.dry_run else 'sent'} {sent or 0}")
+        if errors:
+            raise RuntimeError("; ".join(errors))

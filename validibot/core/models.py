@@ -1,0 +1,26 @@
+"""Core models: idempotency keys for the public API (24-hour lifetime)."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+def default_idempotency_expiry() -> "timezone.datetime":
+    """Now plus the configured key lifetime (``VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS``)."""
+    return timezone.now() + timedelta(hours=settings.VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS)
+
+
+class IdempotencyKey(models.Model):
+    """A client-supplied key remembered so a repeated request returns the first response."""
+
+    key = models.CharField(max_length=255, unique=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(default=default_idempotency_expiry, db_index=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,1 @@
+"""Scheduled-task registry and the plain callables that run registry tasks."""

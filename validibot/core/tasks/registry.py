@@ -1,0 +1,290 @@
+"""The single source of truth for Validibot's scheduled maintenance tasks.
+
+Every consumer (the Dagster code location, ``sync_schedules``, the HTTP trigger, the docs
+tests) reads tasks through the accessors below, never through ``SCHEDULED_ADMIN_TASKS``
+directly: the static tuple misses tasks that downstream packages register.
+
+This module deliberately imports nothing from Django or Dagster, so the Dagster code
+location can read it without ``django.setup()`` (and so without touching a database).
+
+Downstream packages add tasks with :func:`register_scheduled_admin_task`, either from their
+``AppConfig.ready()`` or from a module named in the ``validibot.scheduled_tasks`` entry-point
+group or the ``VALIDIBOT_TASK_MODULES`` environment variable. The last two are how a process
+that never sets Django up (the Dagster code location) sees the same tasks; a module may be
+reached both ways, so registering an identical definition twice is harmless.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+"""Ids become Dagster job names, which allow only ``[A-Za-z0-9_]``; we also require snake_case."""
+
+BACKEND_DAGSTER = "dagster"
+BACKEND_GCP = "gcp"
+BACKEND_AWS = "aws"
+ALL_BACKENDS: frozenset[str] = frozenset({BACKEND_DAGSTER, BACKEND_GCP, BACKEND_AWS})
+
+DEFAULT_QUEUE = "default"
+DOCKER_QUEUE = "docker"
+ENTRY_POINT_GROUP = "validibot.scheduled_tasks"
+TASK_MODULES_ENV = "VALIDIBOT_TASK_MODULES"
+TIMEZONE_ENV = "VALIDIBOT_SCHEDULE_TIMEZONE"
+
+
+class RegistryError(ValueError):
+    """A registry entry is invalid; the message always names the entry's id."""
+
+
+def _default_timezone() -> str:
+    return os.environ.get(TIMEZONE_ENV, "UTC")
+
+
+@dataclass(frozen=True)
+class ScheduledAdminTaskDefinition:
+    """One scheduled maintenance task.
+
+    Attributes:
+        id: snake_case identifier; it is also the Dagster job and op name, and the schedule is
+            ``<id>_schedule``.
+        name: human-readable name shown in the UI.
+        command: the Django management command that does the work.
+        cron: five-field cron expression, evaluated in ``timezone``.
+        description: what the task does, for operators.
+        args: default command-line arguments passed to ``command``.
+        timezone: IANA timezone for ``cron`` (``VALIDIBOT_SCHEDULE_TIMEZONE``, else UTC).
+        enabled: whether the schedule runs; a disabled task can still be launched by hand.
+        backends: which schedulers may trigger it (``dagster``, ``gcp``, ``aws``).
+        max_retries: how many times a failed run of the command is retried.
+        retry_delay_seconds: base delay of the exponential retry backoff.
+        soft_time_limit_seconds: past this the run is reported as slow.
+        hard_time_limit_seconds: past this the run is stopped as failed.
+        queue: the Celery queue its op runs on in the production topology.
+    """
+
+    id: str
+    name: str
+    command: str
+    cron: str
+    description: str = ""
+    args: tuple[str, ...] = ()
+    timezone: str = field(default_factory=_default_timezone)
+    enabled: bool = True
+    backends: frozenset[str] = ALL_BACKENDS
+    max_retries: int = 3
+    retry_delay_seconds: int = 30
+    soft_time_limit_seconds: int = 25 * 60
+    hard_time_limit_seconds: int = 30 * 60
+    queue: str = DEFAULT_QUEUE
+
+    @property
+    def api_path(self) -> str:
+        """Path of the authenticated HTTP trigger for this task."""
+        return f"/api/v1/scheduled/{self.id}/"
+
+    @property
+    def schedule_name(self) -> str:
+        """Name of the Dagster schedule generated for this task."""
+        return f"{self.id}_schedule"
+
+    def validate(self) -> None:
+        """Raise :class:`RegistryError` naming this entry if any field is unusable."""
+        for problem in _problems(self):
+            raise RegistryError(f"scheduled task {self.id!r}: {problem}")
+
+    def next_fire_times(self, after: datetime, count: int = 2) -> list[datetime]:
+        """The next ``count`` fire times after ``after``, in the task's timezone."""
+        local = after.astimezone(ZoneInfo(self.timezone))
+        itr = croniter(self.cron, local)
+        return [itr.get_next(datetime) for _ in range(count)]
+
+
+def _problems(task: ScheduledAdminTaskDefinition) -> Iterable[str]:
+    if not isinstance(task.id, str) or not ID_PATTERN.match(task.id):
+        yield "id must match ^[a-z][a-z0-9_]*$ (it becomes a Dagster job name)"
+    if not task.name or not task.command:
+        yield "name and command are required"
+    if not isinstance(task.cron, str) or len(task.cron.split()) != 5:
+        yield f"cron {task.cron!r} must have five fields"
+    elif not croniter.is_valid(task.cron):
+        yield f"cron {task.cron!r} does not parse"
+    try:
+        ZoneInfo(task.timezone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        yield f"timezone {task.timezone!r} is not a known IANA timezone"
+    if not set(task.backends) <= ALL_BACKENDS or not task.backends:
+        yield f"backends {sorted(task.backends)} must be a non-empty subset of {sorted(ALL_BACKENDS)}"
+    if not isinstance(task.args, tuple) or not all(isinstance(a, str) for a in task.args):
+        yield "args must be a tuple of strings"
+    if task.max_retries < 0 or task.retry_delay_seconds < 0:
+        yield "max_retries and retry_delay_seconds must be >= 0"
+    if not 0 < task.soft_time_limit_seconds <= task.hard_time_limit_seconds:
+        yield "time limits must satisfy 0 < soft <= hard"
+    if not task.queue or not re.match(r"^[A-Za-z0-9_.-]+$", task.queue):
+        yield f"queue {task.queue!r} is not a valid queue name"
+
+
+SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
+    ScheduledAdminTaskDefinition(
+        id="purge_expired_submissions",
+        name="Purge expired submissions",
+        command="purge_expired_submissions",
+        cron="0 * * * *",
+        description="Remove the content and stored files of submissions past their retention; "
+        "the row stays for audit.",
+    ),
+    ScheduledAdminTaskDefinition(
+        id="purge_expired_outputs",
+        name="Purge expired outputs",
+        command="purge_expired_outputs",
+        cron="0 * * * *",
+        description="Remove the content and stored files of validation outputs past their expiry.",
+    ),
+    ScheduledAdminTaskDefinition(
+        id="process_purge_retries",
+        name="Process purge retries",
+        command="process_purge_retries",
+        cron="*/5 * * * *",
+        description="Retry purges whose storage deletion failed, with capped exponential backoff.",
+    ),
+    ScheduledAdminTaskDefinition(
+        id="cleanup_stuck_runs",
+        name="Clean up stuck runs",
+        command="cleanup_stuck_runs",
+        cron="*/10 * * * *",
+        description="Mark validation runs that hung in RUNNING past the timeout as TIMED_OUT.",
+    ),
+    ScheduledAdminTaskDefinition(
+        id="cleanup_orphaned_containers",
+        name="Clean up orphaned containers",
+        command="cleanup_containers",
+        cron="*/10 * * * *",
+        description="Remove validator containers that outlived their runs (Docker Compose only).",
+        backends=frozenset({BACKEND_DAGSTER}),
+        queue=DOCKER_QUEUE,
+    ),
+    ScheduledAdminTaskDefinition(
+        id="cleanup_idempotency_keys",
+        name="Clean up idempotency keys",
+        command="cleanup_idempotency_keys",
+        cron="0 3 * * *",
+        description="Delete idempotency keys past their 24-hour lifetime.",
+    ),
+    ScheduledAdminTaskDefinition(
+        id="cleanup_callback_receipts",
+        name="Clean up callback receipts",
+        command="cleanup_callback_receipts",
+        cron="0 4 * * 0",
+        description="Delete validator callback receipts older than the retention window (30 days).",
+    ),
+    ScheduledAdminTaskDefinition(
+        id="clear_sessions",
+        name="Clear expired sessions",
+        command="clearsessions",
+        cron="0 2 * * *",
+        description="Delete expired Django sessions.",
+    ),
+    ScheduledAdminTaskDefinition(
+        id="send_periodic_emails",
+        name="Send periodic emails",
+        command="send_periodic_emails",
+        cron="0 */6 * * *",
+        description="Run every registered periodic email handler (none in the community edition).",
+    ),
+)
+
+_lock = threading.RLock()
+_registered: dict[str, ScheduledAdminTaskDefinition] = {}
+_plugins_loaded = False
+
+
+def register_scheduled_admin_task(task: ScheduledAdminTaskDefinition) -> None:
+    """Add a downstream task to the registry.
+
+    Raises:
+        RegistryError: the definition is invalid (the message names it).
+        ValueError: another task already uses this id. Registering an identical definition
+            again is a no-op, because a module can be reached from both ``AppConfig.ready()``
+            and the entry-point group.
+    """
+    task.validate()
+    with _lock:
+        existing = _registered.get(task.id) or _builtin_by_id().get(task.id)
+        if existing == task:
+            return
+        if existing is not None:
+            raise ValueError(f"scheduled task id {task.id!r} is already registered")
+        _registered[task.id] = task
+
+
+def _builtin_by_id() -> dict[str, ScheduledAdminTaskDefinition]:
+    return {task.id: task for task in SCHEDULED_ADMIN_TASKS}
+
+
+def _load_plugins() -> None:
+    """Import the modules that register downstream tasks (entry points, then the env var)."""
+    global _plugins_loaded
+    with _lock:
+        if _plugins_loaded:
+            return
+        _plugins_loaded = True
+        names = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
+        names += [n.strip() for n in os.environ.get(TASK_MODULES_ENV, "").split(",") if n.strip()]
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:
+                raise RegistryError(
+                    f"cannot import scheduled-task module {name!r} "
+                    f"(from {ENTRY_POINT_GROUP} or {TASK_MODULES_ENV}): {exc}"
+                ) from exc
+
+
+def get_all_admin_tasks() -> tuple[ScheduledAdminTaskDefinition, ...]:
+    """Every task, built-in first then downstream in registration order, each validated."""
+    _load_plugins()
+    with _lock:
+        tasks = SCHEDULED_ADMIN_TASKS + tuple(_registered.values())
+    seen: set[str] = set()
+    for task in tasks:
+        task.validate()
+        if task.id in seen:
+            raise RegistryError(f"scheduled task {task.id!r}: duplicate id")
+        seen.add(task.id)
+    return tasks
+
+
+def get_enabled_admin_tasks() -> tuple[ScheduledAdminTaskDefinition, ...]:
+    """The tasks whose schedules should run."""
+    return tuple(task for task in get_all_admin_tasks() if task.enabled)
+
+
+def get_admin_task_by_id(task_id: str) -> ScheduledAdminTaskDefinition | None:
+    """The task with this id, or ``None``."""
+    return next((task for task in get_all_admin_tasks() if task.id == task_id), None)
+
+
+def get_admin_tasks_for_backend(backend: str) -> tuple[ScheduledAdminTaskDefinition, ...]:
+    """The tasks that the given scheduler backend (``dagster``, ``gcp``, ``aws``) triggers."""
+    if backend not in ALL_BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {sorted(ALL_BACKENDS)}")
+    return tuple(task for task in get_all_admin_tasks() if backend in task.backends)
+
+
+def reset_registry_for_tests() -> None:
+    """Forget downstream registrations (and reload plugins on next read). Tests only."""
+    global _plugins_loaded
+    with _lock:
+        _registered.clear()
+        _plugins_loaded = False

@@ -1,0 +1,1 @@
+"""Retention app: purging expired submissions and outputs, and retrying failed purges."""

@@ -1,0 +1,48 @@
+"""The purge command shared by purge_expired_submissions and purge_expired_outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from validibot.core.maintenance import MaintenanceCommand, count_limited
+from validibot.retention.services import PurgeTarget, purge_batch
+
+
+class PurgeCommand(MaintenanceCommand):
+    """Purge expired rows of one :class:`PurgeTarget` in claimed, committed batches."""
+
+    target: PurgeTarget
+    count_names = ("purged", "failed", "skipped_busy", "batches")
+    batch_size_setting = "VALIDIBOT_PURGE_BATCH_SIZE"
+    max_batches_setting = "VALIDIBOT_PURGE_MAX_BATCHES"
+
+    def run_task(self, options: dict[str, Any]) -> None:
+        due = self.target.due(self.now)
+        self.counts["skipped_busy"] = due.filter(self.target.busy()).count()
+        if self.dry_run:
+            self.counts["purged"] = count_limited(
+                due.exclude(self.target.busy()), self.dry_run_limit()
+            )
+            self.progress(
+                f"dry run: would purge {self.counts['purged']} "
+                f"{self.target.model._meta.verbose_name_plural}"
+            )
+            return
+        for number in self.batches():
+            result = purge_batch(self.target, self.now, self.batch_size)
+            if result is None:
+                break
+            self.counts["batches"] = number
+            self.counts["purged"] += result.purged
+            self.counts["failed"] += result.failed
+            self.progress(
+                f"batch {number}: purged {result.purged}, failed {result.failed} "
+                f"(total purged {self.counts['purged']})"
+            )
+        if self.counts["failed"]:
+            self.progress(
+                f"{self.counts['failed']} stored file(s) could not be deleted; "
+                "queued for process_purge_retries"
+            )
+        if self.counts["skipped_busy"]:
+            self.progress(f"{self.counts['skipped_busy']} skipped: a validation run is still active")

@@ -1,0 +1,53 @@
+"""Retry purges whose stored-file deletion failed, with capped exponential backoff."""
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from validibot.core.maintenance import MaintenanceCommand, claim, count_limited
+from validibot.retention.models import PurgeRetry
+from validibot.retention.services import due_retries, process_retry
+
+
+class Command(MaintenanceCommand):
+    help = (
+        "Process PurgeRetry rows whose next_retry_at <= now. Success purges the row and deletes "
+        "the retry in one transaction; failure backs off (capped). Retries are never abandoned: "
+        "past VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS they are reported and keep going."
+    )
+    task_name = "process_purge_retries"
+    count_names = ("succeeded", "already_purged", "deferred", "failed", "over_threshold")
+    batch_size_setting = "VALIDIBOT_PURGE_RETRY_BATCH_SIZE"
+
+    def run_task(self, options: dict[str, Any]) -> None:
+        if self.dry_run:
+            due = count_limited(due_retries(self.now), self.dry_run_limit())
+            self.counts["succeeded"] = due
+            self.progress(f"dry run: would retry {due} purge(s)")
+        else:
+            self._process_batches()
+        self._report_threshold()
+
+    def _process_batches(self) -> None:
+        for number in self.batches():
+            with transaction.atomic():
+                retries = claim(due_retries(self.now), self.batch_size)
+                outcomes = [process_retry(retry, self.now) for retry in retries]
+            if not retries:
+                break
+            for outcome in outcomes:
+                for name in self.count_names:
+                    self.counts[name] += int(getattr(outcome, name))
+            self.progress(f"batch {number}: processed {len(retries)} retr(y/ies)")
+
+    def _report_threshold(self) -> None:
+        threshold = settings.VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS
+        stuck = PurgeRetry.objects.filter(attempts__gte=threshold).count()
+        self.counts["over_threshold"] = stuck
+        if stuck:
+            self.stderr.write(
+                f"WARNING: {stuck} purge retr(y/ies) failed {threshold}+ times; deletion keeps "
+                f"retrying every {settings.VALIDIBOT_PURGE_RETRY_MAX_SECONDS}s at most. "
+                "Check the storage backend (last_error on each PurgeRetry)."
+            )

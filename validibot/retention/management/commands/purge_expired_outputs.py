@@ -1,0 +1,14 @@
+"""Remove the content and stored file of validation outputs past their expiry; keep the row."""
+
+from validibot.retention.commands import PurgeCommand
+from validibot.retention.services import OUTPUTS
+
+
+class Command(PurgeCommand):
+    help = (
+        "Purge validation outputs whose expires_at <= now: delete the stored file, clear the "
+        "inline content, set content_purged_at. Outputs of a still-active run wait; failed "
+        "file deletions are queued for process_purge_retries."
+    )
+    task_name = "purge_expired_outputs"
+    target = OUTPUTS

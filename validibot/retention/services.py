@@ -1,0 +1,164 @@
+"""Purging expired content: one mechanism for submissions and outputs, plus the retry queue.
+
+A purge deletes the stored file first, then (in the same transaction that holds the row
+lock) clears the inline content and sets ``content_purged_at``. Deleting a file that is
+already gone is a no-op, so a purge killed between the two steps is finished by the next run.
+When the file cannot be deleted, the inline content is still cleared (privacy first) and a
+``PurgeRetry`` takes the row over; the purge commands leave such rows to
+``process_purge_retries``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
+
+from validibot.core.maintenance import claim
+from validibot.retention.models import PurgeRetry
+from validibot.submissions.models import Submission
+from validibot.validations.models import NON_TERMINAL, ValidationOutput, ValidationRun
+
+MAX_ERROR_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class PurgeTarget:
+    """What kind of row a purge works on, and which of them must wait."""
+
+    model: type[Model]
+    retry_field: str
+    busy: Callable[[], Q]
+
+    def due(self, now: datetime) -> QuerySet:
+        """Rows past expiry (inclusive), not yet purged, not handed to the retry queue."""
+        has_retry = PurgeRetry.objects.filter(**{self.retry_field: OuterRef("pk")})
+        return self.model._default_manager.filter(
+            expires_at__lte=now, content_purged_at__isnull=True
+        ).exclude(Exists(has_retry))
+
+    def is_busy(self, row: Model) -> bool:
+        return self.model._default_manager.filter(self.busy(), pk=row.pk).exists()
+
+
+def _submission_busy() -> Q:
+    active = ValidationRun.objects.filter(submission=OuterRef("pk"), status__in=NON_TERMINAL)
+    return Q(Exists(active))
+
+
+def _output_busy() -> Q:
+    active = ValidationRun.objects.filter(pk=OuterRef("run_id"), status__in=NON_TERMINAL)
+    return Q(Exists(active))
+
+
+SUBMISSIONS = PurgeTarget(Submission, "submission", _submission_busy)
+OUTPUTS = PurgeTarget(ValidationOutput, "output", _output_busy)
+
+
+@dataclass
+class BatchResult:
+    """What one purge batch did."""
+
+    purged: int = 0
+    failed: int = 0
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Capped exponential backoff: base * 2^(attempts-1), at most the configured maximum."""
+    base = settings.VALIDIBOT_PURGE_RETRY_BASE_SECONDS
+    cap = settings.VALIDIBOT_PURGE_RETRY_MAX_SECONDS
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), cap))
+
+
+def delete_stored_file(row: Model) -> None:
+    """Delete the row's stored file, if any. Raises whatever the storage raises."""
+    if row.file and row.file.name:
+        row.file.storage.delete(row.file.name)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
+
+
+def purge_batch(target: PurgeTarget, now: datetime, batch_size: int) -> BatchResult | None:
+    """Purge one claimed batch in one transaction; ``None`` when nothing is left to claim."""
+    with transaction.atomic():
+        eligible = target.due(now).exclude(target.busy()).only("pk", "file")
+        rows = claim(eligible, batch_size)
+        if not rows:
+            return None
+        purged: list[int] = []
+        failures: list[tuple[Model, BaseException]] = []
+        for row in rows:
+            try:
+                delete_stored_file(row)
+                purged.append(row.pk)
+            except Exception as exc:  # any storage error goes to the retry queue
+                failures.append((row, exc))
+        manager = target.model._default_manager
+        manager.filter(pk__in=purged).update(content="", file="", content_purged_at=now)
+        manager.filter(pk__in=[row.pk for row, _ in failures]).update(content="")
+        PurgeRetry.objects.bulk_create(
+            PurgeRetry(
+                **{target.retry_field: row},
+                attempts=1,
+                next_retry_at=now + retry_delay(1),
+                last_error=_error_text(exc),
+            )
+            for row, exc in failures
+        )
+    return BatchResult(purged=len(purged), failed=len(failures))
+
+
+@dataclass
+class RetryOutcome:
+    """What processing one retry did: exactly one of the flags is set."""
+
+    succeeded: bool = False
+    already_purged: bool = False
+    deferred: bool = False
+    failed: bool = False
+    over_threshold: bool = False
+
+
+def process_retry(retry: PurgeRetry, now: datetime) -> RetryOutcome:
+    """Try one retry's purge again. Call inside the transaction that claimed it."""
+    target_spec = SUBMISSIONS if retry.submission_id else OUTPUTS
+    row = retry.target
+    if row.content_purged_at is not None:
+        retry.delete()
+        return RetryOutcome(already_purged=True)
+    if target_spec.is_busy(row):
+        # A run started on it again: wait, but this is not the storage's fault.
+        retry.next_retry_at = now + retry_delay(1)
+        retry.save(update_fields=["next_retry_at", "updated_at"])
+        return RetryOutcome(deferred=True)
+    try:
+        delete_stored_file(row)
+    except Exception as exc:  # the storage failed again: back off and keep the retry
+        return _record_failure(retry, exc, now)
+    type(row)._default_manager.filter(pk=row.pk).update(
+        content="", file="", content_purged_at=now
+    )
+    retry.delete()
+    return RetryOutcome(succeeded=True)
+
+
+def _record_failure(retry: PurgeRetry, exc: BaseException, now: datetime) -> RetryOutcome:
+    retry.attempts += 1
+    retry.last_error = _error_text(exc)
+    retry.next_retry_at = now + retry_delay(retry.attempts)
+    retry.save(update_fields=["attempts", "last_error", "next_retry_at", "updated_at"])
+    threshold = settings.VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS
+    return RetryOutcome(failed=True, over_threshold=retry.attempts >= threshold)
+
+
+def due_retries(now: datetime) -> QuerySet:
+    """Retries whose next attempt time has come."""
+    return PurgeRetry.objects.filter(next_retry_at__lte=now).select_related(
+        "submission", "output"
+    )

@@ -1,0 +1,1 @@
+"""Submissions app: what users send for validation, with a retention policy and an expiry."""

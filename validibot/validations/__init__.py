@@ -1,0 +1,1 @@
+"""Validations app: runs of a validator over a submission, their outputs and callbacks."""

@@ -1,0 +1,90 @@
+"""Validation runs, their outputs, and receipts of validator callbacks."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class RunStatus(models.TextChoices):
+    """Lifecycle of a validation run; see ``NON_TERMINAL`` / ``TERMINAL``."""
+
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+    TIMED_OUT = "timed_out", "Timed out"
+
+
+NON_TERMINAL: tuple[str, ...] = (RunStatus.PENDING, RunStatus.RUNNING)
+TERMINAL: tuple[str, ...] = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.CANCELED,
+    RunStatus.TIMED_OUT,
+)
+
+
+class ValidationRun(models.Model):
+    """One validator run over a submission."""
+
+    submission = models.ForeignKey(
+        "submissions.Submission", on_delete=models.CASCADE, related_name="runs"
+    )
+    validator = models.CharField(max_length=100, default="json-schema")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["started_at"],
+                condition=Q(status="running"),
+                name="validationrun_running",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
+
+
+class ValidationOutput(models.Model):
+    """An output or artifact of a run, with its own expiry. Purging keeps the row."""
+
+    run = models.ForeignKey(ValidationRun, on_delete=models.CASCADE, related_name="outputs")
+    name = models.CharField(max_length=255)
+    content = models.TextField(blank=True)
+    file = models.FileField(upload_to="outputs/%Y/%m/", blank=True, max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    content_purged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(content_purged_at__isnull=True),
+                name="output_purge_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CallbackReceipt(models.Model):
+    """Proof that a validator's callback arrived (deduplicates callbacks; kept 30 days)."""
+
+    callback_id = models.CharField(max_length=255, unique=True)
+    run = models.ForeignKey(
+        ValidationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="receipts"
+    )
+    status = models.CharField(max_length=32, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.callback_id
