@@ -49,6 +49,28 @@ MEDIA_URL = "/media/"
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
+# Django 6.1 mailers. Alerts and periodic emails send through "default". Tests get locmem.
+# EMAIL_URL (django-environ, e.g. smtp+tls://user:pass@host:587) selects SMTP options.
+_email = env.email("EMAIL_URL", default="consolemail://")
+MAILERS = {
+    "default": {
+        "BACKEND": _email.pop("EMAIL_BACKEND"),
+        "OPTIONS": {
+            option: _email[key]
+            for key, option in {
+                "EMAIL_HOST": "host",
+                "EMAIL_PORT": "port",
+                "EMAIL_HOST_USER": "username",
+                "EMAIL_HOST_PASSWORD": "password",
+                "EMAIL_USE_TLS": "use_tls",
+                "EMAIL_USE_SSL": "use_ssl",
+            }.items()
+            if _email.get(key)
+        },
+    },
+}
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="validibot@localhost")
+
 # --- Redis / Celery (the production topology's broker; unused by the embedded default) ---
 REDIS_URL = env("REDIS_URL", default="redis://localhost:6379/0")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)

@@ -7,4 +7,3 @@ from config.settings.base import *  # noqa: F403  (settings modules extend base 
 
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="validibot-test-media-"))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -96,3 +96,22 @@ def ensure_service(name: str) -> None:
 
 def postgres_url(database: str = "validibot") -> str:
     return f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+def _main(names: list[str]) -> int:
+    """``python -m tests.support.services postgres redis``: start what is down, or say why not."""
+    status = 0
+    for name in names:
+        try:
+            ensure_service(name)
+            print(f"{name}: up")  # noqa: T201 (a command-line helper reports to its terminal)
+        except BaseException as exc:  # pytest.skip/fail raise BaseException subclasses
+            print(f"{name}: {exc}")  # noqa: T201
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Tests of the Django project (run on SQLite and on PostgreSQL)."""

@@ -1,0 +1,10 @@
+"""Smoke test: migrations apply and the registry loads."""
+
+import pytest
+
+from validibot.core.tasks.registry import get_all_admin_tasks
+
+
+@pytest.mark.django_db
+def test_registry_has_nine_builtin_tasks():
+    assert len(get_all_admin_tasks()) == 9
