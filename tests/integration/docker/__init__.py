@@ -1,0 +1,1 @@
+"""Tests against a real Docker engine (a private dockerd the session starts)."""
