@@ -114,7 +114,10 @@ def start_private_dockerd() -> DockerEngine:
     ]
     log = (root / "dockerd.log").open("wb")
     process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     log.close()

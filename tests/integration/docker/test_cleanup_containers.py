@@ -148,9 +148,7 @@ def test_removes_exactly_the_orphans_and_a_second_run_is_a_no_op(docker_client, 
 @pytest.mark.usefixtures("engine_settings")
 def test_dry_run_reports_the_orphans_and_removes_nothing(docker_client, containers):
     out = StringIO()
-    call_command(
-        "cleanup_containers", "--grace-period", str(GRACE_S), "--dry-run", stdout=out
-    )
+    call_command("cleanup_containers", "--grace-period", str(GRACE_S), "--dry-run", stdout=out)
 
     summary = parse_summary(out.getvalue())
     assert summary["dry_run"] is True
