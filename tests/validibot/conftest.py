@@ -21,11 +21,19 @@ NOW = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
 """The frozen 'now' of every test here; microseconds make boundary comparisons exact."""
 
 
+@dataclass
+class Clock:
+    """The frozen time every command and factory sees; tests move it explicitly."""
+
+    now: datetime = NOW
+
+
 @pytest.fixture(autouse=True)
-def now(monkeypatch: pytest.MonkeyPatch) -> datetime:
-    """Freeze ``django.utils.timezone.now`` (the one clock seam the commands read)."""
-    monkeypatch.setattr(timezone, "now", lambda: NOW)
-    return NOW
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Freeze ``django.utils.timezone.now`` (the one clock seam the commands read) at ``NOW``."""
+    frozen = Clock()
+    monkeypatch.setattr(timezone, "now", lambda: frozen.now)
+    return frozen
 
 
 @pytest.fixture(autouse=True)
