@@ -1,0 +1,1 @@
+"""Dagster code location for Validibot maintenance: everything is generated from the registry."""

@@ -1,0 +1,48 @@
+"""The code location: every job, schedule and sensor is generated from the task registry.
+
+Loading this module reads the registry (and the incident overrides file, if any) and builds
+Dagster objects; it never sets Django up or touches a database.
+
+    dagster dev -m validibot_ops.definitions
+    dagster api grpc -m validibot_ops.definitions -h 0.0.0.0 -p 4000
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from validibot.core.tasks.overrides import load_overrides
+from validibot.core.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
+from validibot_ops.executors import build_executor
+from validibot_ops.io import SUMMARY_IO_MANAGER_KEY, SummaryIOManager
+from validibot_ops.jobs import build_task_job
+from validibot_ops.ops import task_asset_key
+from validibot_ops.resources import DjangoResource
+from validibot_ops.schedules import build_task_schedule
+from validibot_ops.sensors import build_sensors
+from validibot_ops.tags import ASSET_PREFIX
+
+
+def build_definitions() -> dg.Definitions:
+    tasks = get_admin_tasks_for_backend(BACKEND_DAGSTER)
+    overrides = load_overrides(known_ids={t.id for t in tasks})
+    executor = build_executor()
+    jobs = {task.id: build_task_job(task, executor) for task in tasks}
+    return dg.Definitions(
+        jobs=list(jobs.values()),
+        schedules=[build_task_schedule(t, jobs[t.id], overrides.get(t.id)) for t in tasks],
+        sensors=build_sensors(tasks),
+        assets=[
+            dg.AssetSpec(
+                task_asset_key(t),
+                description=f"Counts reported by each run of {t.id}: {t.description or t.name}",
+                group_name=ASSET_PREFIX,
+                kinds={"django"},
+            )
+            for t in tasks
+        ],
+        resources={"django": DjangoResource(), SUMMARY_IO_MANAGER_KEY: SummaryIOManager()},
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,44 @@
+"""The job factory: one single-op job per registry task, tagged for routing and concurrency."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from validibot.core.tasks.registry import ScheduledAdminTaskDefinition
+from validibot_ops.ops import build_task_op
+from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG
+
+
+def job_tags(task: ScheduledAdminTaskDefinition) -> dict[str, str]:
+    """Run tags every run of the task's job carries.
+
+    ``validibot/task`` is what ``dagster.yaml``'s tag concurrency limit counts (one run per
+    task at a time); ``dagster/max_runtime`` lets run monitoring fail a run that outlives the
+    task's hard time limit instead of leaving it ``STARTED`` forever.
+    """
+    return {
+        TASK_TAG: task.id,
+        CELERY_QUEUE_TAG: task.queue,
+        MAX_RUNTIME_TAG: str(task.hard_time_limit_seconds),
+    }
+
+
+def build_task_job(
+    task: ScheduledAdminTaskDefinition, executor_def: dg.ExecutorDefinition | None = None
+) -> dg.JobDefinition:
+    """The task's job, named after the task id."""
+    op_def = build_task_op(task)
+
+    # The op and the job share the task id; the graph between them must not (Dagster requires
+    # node names unique within a repository), hence the ``_graph`` suffix nobody sees in the UI.
+    graph = dg.GraphDefinition(name=f"{task.id}_graph", node_defs=[op_def])
+    return graph.to_job(
+        name=task.id,
+        description=task.description or task.name,
+        tags=job_tags(task),
+        executor_def=executor_def,
+        metadata={
+            "command": f"manage.py {task.command} {' '.join(task.args)}".rstrip(),
+            "queue": task.queue,
+        },
+    )

@@ -1,0 +1,101 @@
+"""The op factory: one op per registry task, calling its management command through Django."""
+
+# No ``from __future__ import annotations`` here: Dagster reads the op signature's
+# annotations (config class, resource type) at decoration time and needs real types.
+
+from typing import Any
+
+import dagster as dg
+
+from validibot.core.tasks.registry import ScheduledAdminTaskDefinition
+from validibot_ops.io import SUMMARY_IO_MANAGER_KEY
+from validibot_ops.resources import DjangoResource
+from validibot_ops.tags import ASSET_PREFIX, CELERY_QUEUE_TAG, TASK_TAG
+
+
+class TaskRunConfig(dg.Config):
+    """Run config of every maintenance op (set it in the launchpad, ``dagster job launch
+    --config`` or a GraphQL ``runConfigData``)."""
+
+    dry_run: bool = False
+    """Pass ``--dry-run``: report what would change and change nothing."""
+
+    extra_args: list[str] = []
+    """Arguments appended after the registry's own, e.g. ``["--batch-size", "50"]``."""
+
+
+def task_asset_key(task: ScheduledAdminTaskDefinition) -> dg.AssetKey:
+    """The per-task asset whose materializations plot each run's counts over time."""
+    return dg.AssetKey([ASSET_PREFIX, task.id])
+
+
+def build_retry_policy(task: ScheduledAdminTaskDefinition) -> dg.RetryPolicy | None:
+    """The registry's retry budget as a Dagster policy: exponential backoff with jitter."""
+    if task.max_retries == 0:
+        return None
+    return dg.RetryPolicy(
+        max_retries=task.max_retries,
+        delay=task.retry_delay_seconds,
+        backoff=dg.Backoff.EXPONENTIAL,
+        jitter=dg.Jitter.PLUS_MINUS,
+    )
+
+
+def _numeric_counts(summary: dict[str, Any]) -> dict[str, int | float]:
+    counts = summary.get("counts") or {}
+    return {
+        k: v for k, v in counts.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def build_task_op(task: ScheduledAdminTaskDefinition) -> dg.OpDefinition:
+    """One op, named after the task, that runs its command and reports the JSON summary.
+
+    - A command that cannot start (bad arguments, unknown command) fails without retries:
+      retrying cannot fix it.
+    - A summary with ``status: failed`` fails the op; the retry policy applies.
+    - Any other exception (a lost database connection, say) fails the op; retries apply.
+    - On success the summary is the op's output, its counts are output metadata, and a real
+      (non dry-run) run materializes the task's asset so the UI plots the counts over time.
+    """
+
+    @dg.op(
+        name=task.id,
+        description=f"{task.name}: runs `manage.py {task.command}`. {task.description}".strip(),
+        retry_policy=build_retry_policy(task),
+        tags={CELERY_QUEUE_TAG: task.queue, TASK_TAG: task.id},
+        out=dg.Out(dict, io_manager_key=SUMMARY_IO_MANAGER_KEY),
+    )
+    def _task_op(context: dg.OpExecutionContext, config: TaskRunConfig, django: DjangoResource):
+        from validibot.core.tasks.scheduled_tasks import TaskFailed
+
+        args = (["--dry-run"] if config.dry_run else []) + list(config.extra_args)
+        log = context.log
+        context.log.info(
+            f"running manage.py {task.command} {' '.join([*task.args, *args])}".rstrip()
+        )
+        try:
+            summary = django.run_task(task, args, on_stdout=log.info, on_stderr=log.warning)
+        except TaskFailed as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+        counts = _numeric_counts(summary)
+        metadata: dict[str, Any] = {
+            "status": summary.get("status", "unknown"),
+            "dry_run": bool(summary.get("dry_run")),
+            "duration_s": float(summary.get("duration_s") or 0.0),
+            **counts,
+        }
+        if summary.get("status") == "failed":
+            error = summary.get("error") or "the command reported status 'failed'"
+            raise dg.Failure(description=f"{task.id}: {error}", metadata=metadata)
+
+        asset_event = dg.AssetObservation if metadata["dry_run"] else dg.AssetMaterialization
+        yield asset_event(
+            asset_key=task_asset_key(task),
+            description=f"{task.id} {'dry run' if metadata['dry_run'] else 'run'}",
+            metadata=metadata,
+        )
+        yield dg.Output(summary, metadata=metadata)
+
+    return _task_op

@@ -1,0 +1,52 @@
+"""The Django resource: sets Django up when a run starts, never when definitions load."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dagster as dg
+
+from validibot.core.tasks.registry import ScheduledAdminTaskDefinition
+
+DEFAULT_SETTINGS_MODULE = "config.settings.local"
+
+
+class DjangoResource(dg.ConfigurableResource):
+    """Runs Validibot's management commands in-process for an op.
+
+    ``django.setup()`` happens in ``setup_for_execution``, so loading the code location (the
+    webserver, the daemon, ``dagster definitions validate``) never imports the ORM or touches
+    a database. Database connections are checked before and closed after every command, so a
+    long-lived Celery worker never reuses a connection the server has closed.
+
+    Attributes:
+        settings_module: ``DJANGO_SETTINGS_MODULE`` to use when the environment sets none.
+    """
+
+    settings_module: str = DEFAULT_SETTINGS_MODULE
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", self.settings_module)
+        import django
+
+        django.setup()
+
+    def run_task(
+        self,
+        task: ScheduledAdminTaskDefinition,
+        extra_args: Sequence[str] = (),
+        on_stdout: Callable[[str], None] | None = None,
+        on_stderr: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Run the task's command and return its JSON summary (see ``run_scheduled_task``)."""
+        from django.db import close_old_connections, connections
+
+        from validibot.core.tasks.scheduled_tasks import run_scheduled_task
+
+        close_old_connections()
+        try:
+            return run_scheduled_task(task, extra_args, on_stdout=on_stdout, on_stderr=on_stderr)
+        finally:
+            connections.close_all()

@@ -1,0 +1,76 @@
+"""The schedule factory: the task's cron, in its timezone, skipping while a run is in progress."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from validibot.core.tasks.overrides import ScheduleOverride
+from validibot.core.tasks.registry import BACKEND_DAGSTER, ScheduledAdminTaskDefinition
+from validibot_ops.tags import OVERRIDE_TAG, TASK_TAG, TRIGGER_TAG
+
+IN_PROGRESS_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+"""A run in any of these states means the task is busy; a new tick is skipped, not queued."""
+
+
+def effective_schedule(
+    task: ScheduledAdminTaskDefinition, override: ScheduleOverride | None = None
+) -> tuple[str, bool]:
+    """The cron and running state the schedule gets: the registry's, unless overridden."""
+    cron = override.cron if override and override.cron is not None else task.cron
+    enabled = override.enabled if override and override.enabled is not None else task.enabled
+    return cron, enabled and BACKEND_DAGSTER in task.backends
+
+
+def build_task_schedule(
+    task: ScheduledAdminTaskDefinition,
+    job: dg.JobDefinition,
+    override: ScheduleOverride | None = None,
+) -> dg.ScheduleDefinition:
+    """``<id>_schedule``: running by default when the task is enabled, stopped when not.
+
+    Each tick's run key is the task and the tick time, so a daemon restarted mid-tick cannot
+    create a second run for the same tick. A tick that finds a run of the task queued or
+    running is skipped with a reason (visible in the schedule's tick history) rather than
+    piling up behind it.
+    """
+    cron, enabled = effective_schedule(task, override)
+    description = f"{task.name} ({task.cron} {task.timezone})"
+    tags = {TASK_TAG: task.id}
+    if override is not None:
+        description = f"OVERRIDDEN by incident file: {override.describe()}. Registry: {description}"
+        tags[OVERRIDE_TAG] = override.describe()
+
+    def _evaluate(context: dg.ScheduleEvaluationContext):
+        busy = context.instance.get_run_records(
+            dg.RunsFilter(tags={TASK_TAG: task.id}, statuses=IN_PROGRESS_STATUSES), limit=1
+        )
+        if busy:
+            run = busy[0].dagster_run
+            return dg.SkipReason(
+                f"{task.id}: run {run.run_id} is still {run.status.value}; "
+                "skipping this tick so two runs of one task never overlap"
+            )
+        tick = context.scheduled_execution_time
+        return dg.RunRequest(
+            run_key=f"{task.id}:{tick.isoformat()}" if tick is not None else None,
+            tags={TRIGGER_TAG: "schedule"},
+        )
+
+    return dg.ScheduleDefinition(
+        name=task.schedule_name,
+        cron_schedule=cron,
+        execution_timezone=task.timezone,
+        job=job,
+        execution_fn=_evaluate,
+        description=description,
+        tags=tags,
+        default_status=(
+            dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED
+        ),
+    )
