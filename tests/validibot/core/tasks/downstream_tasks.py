@@ -1,0 +1,17 @@
+"""A downstream package's task module, loaded through VALIDIBOT_TASK_MODULES in the tests."""
+
+from validibot.core.tasks.registry import (
+    ScheduledAdminTaskDefinition,
+    register_scheduled_admin_task,
+)
+
+DOWNSTREAM_TASK = ScheduledAdminTaskDefinition(
+    id="expire_partner_keys",
+    name="Expire partner keys",
+    command="cleanup_idempotency_keys",
+    cron="30 1 * * *",
+    description="A downstream task that reuses a built-in command with its own arguments.",
+    args=("--batch-size", "10"),
+)
+
+register_scheduled_admin_task(DOWNSTREAM_TASK)
