@@ -1,0 +1,1 @@
+"""Invariants of the deployment files: compose, Dockerfile, env example, Dagster variants."""
