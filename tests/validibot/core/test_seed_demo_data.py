@@ -1,0 +1,69 @@
+"""seed_demo_data feeds every task; after one pass of every task a second pass does nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+
+from validibot.core.tasks.registry import get_all_admin_tasks
+from validibot.core.tasks.scheduled_tasks import run_scheduled_task
+
+pytestmark = pytest.mark.django_db
+
+# Counts that mean "rows were changed"; the rest (examined, kept, skipped_busy, handlers, ...)
+# describe what was looked at.
+AFFECTED = {
+    "purged",
+    "failed",
+    "batches",
+    "succeeded",
+    "already_purged",
+    "deferred",
+    "timed_out",
+    "removed",
+    "deleted",
+    "sent",
+}
+
+FIRST_PASS_PER_SCALE = {
+    "purge_expired_submissions": {"purged": 10, "skipped_busy": 2},
+    "purge_expired_outputs": {"purged": 10},
+    "process_purge_retries": {"succeeded": 2},
+    "cleanup_stuck_runs": {"timed_out": 3},
+    "cleanup_orphaned_containers": {"engine_unreachable": 1},
+    "cleanup_idempotency_keys": {"deleted": 10},
+    "cleanup_callback_receipts": {"deleted": 10},
+    "clear_sessions": {"deleted": 10},
+    "send_periodic_emails": {},
+}
+
+
+def run_every_task() -> dict[str, dict]:
+    return {task.id: run_scheduled_task(task) for task in get_all_admin_tasks()}
+
+
+@pytest.mark.parametrize("scale", [1, 3])
+def test_seeded_rows_are_processed_once(settings, tmp_path, scale):
+    settings.VALIDIBOT_DOCKER_URL = f"unix://{tmp_path}/no-docker.sock"
+    out = io.StringIO()
+    call_command("seed_demo_data", f"--scale={scale}", stdout=out)
+    assert json.loads(out.getvalue())["seeded"]["submissions"] == 17 * scale
+
+    first = run_every_task()
+
+    assert {s["status"] for s in first.values()} == {"completed"}
+    for task_id, expected in FIRST_PASS_PER_SCALE.items():
+        counts = first[task_id]["counts"]
+        for name, per_scale in expected.items():
+            per_scale = per_scale if name == "engine_unreachable" else per_scale * scale
+            assert counts[name] == per_scale, (task_id, name, counts)
+        assert counts.get("failed", 0) == 0
+
+    second = run_every_task()
+
+    for task_id, summary in second.items():
+        affected = {k: v for k, v in summary["counts"].items() if k in AFFECTED and v}
+        assert affected == {}, task_id
