@@ -1,0 +1,77 @@
+"""The DockerRunLauncher instance variant is the root dagster.yaml plus a launcher, and loads."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+from dagster import DagsterInstance
+from dagster_docker import DockerRunLauncher
+
+from tests.deploy.conftest import LAUNCHER_INSTANCE, ROOT_INSTANCE, load_yaml
+from tests.support.services import PG_HOST, PG_PORT, PG_USER
+
+DEPLOY_TEST_DB = "validibot_deploy"
+
+
+def test_variant_is_the_root_instance_plus_a_docker_run_launcher():
+    root, variant = load_yaml(ROOT_INSTANCE), load_yaml(LAUNCHER_INSTANCE)
+    launcher = variant.pop("run_launcher")
+    assert variant == root, "deploy/dagster.docker-run-launcher.yaml drifted from dagster.yaml"
+    assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
+
+
+def test_variant_names_the_compose_network_and_volume(compose):
+    launcher = load_yaml(LAUNCHER_INSTANCE)["run_launcher"]["config"]
+    project = compose["name"]
+    assert launcher["network"] == f"{project}_backend"
+    assert "backend" in compose["networks"]
+    volume = launcher["container_kwargs"]["volumes"][0].split(":")[0]
+    assert volume == f"{project}_media" and "media" in compose["volumes"]
+
+
+def ensure_database(name: str) -> None:
+    """Create ``name`` on the local server unless it exists (other sessions share the server)."""
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True
+    ) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(f'CREATE DATABASE "{name}"')
+
+
+@pytest.fixture
+def postgres_instance_env(postgres_service, monkeypatch) -> None:
+    """DAGSTER_PG_* pointing at a database of its own on the local PostgreSQL."""
+    ensure_database(DEPLOY_TEST_DB)
+    for name, value in {
+        "DAGSTER_PG_HOST": PG_HOST,
+        "DAGSTER_PG_PORT": str(PG_PORT),
+        "DAGSTER_PG_USER": PG_USER,
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_DB": DEPLOY_TEST_DB,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def load_instance(config: Path, home: Path) -> DagsterInstance:
+    shutil.copy(config, home / "dagster.yaml")
+    return DagsterInstance.from_config(str(home))
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("postgres_instance_env")
+@pytest.mark.parametrize("config", [ROOT_INSTANCE, LAUNCHER_INSTANCE], ids=lambda p: p.name)
+def test_instance_config_loads_against_real_postgres(config, tmp_path):
+    instance = load_instance(config, tmp_path)
+    try:
+        assert instance.get_runs(limit=1) is not None  # storage answers
+        if config == LAUNCHER_INSTANCE:
+            assert isinstance(instance.run_launcher, DockerRunLauncher)
+            assert instance.run_launcher.networks == ["validibot_backend"]
+    finally:
+        instance.dispose()
