@@ -9,7 +9,9 @@ find_python() {
     for candidate in "${VALIDIBOT_PYTHON:-}" python3.12 "$(command -v pyenv >/dev/null && pyenv root 2>/dev/null)/versions/3.12"*/bin/python3.12 /usr/bin/python3.12 /usr/local/bin/python3.12; do
         [ -n "$candidate" ] || continue
         if "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; then
-            command -v "$candidate" 2>/dev/null || echo "$candidate"
+            # The base interpreter, never a venv's python (PATH may already hold .venv/bin):
+            # a different --python each time makes uv recreate .venv under running processes.
+            "$candidate" -c 'import os, sys; print(os.path.realpath(sys._base_executable))'
             return 0
         fi
     done
