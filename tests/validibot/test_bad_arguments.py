@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,27 @@ def test_bad_argument_exits_non_zero_from_the_shell(argv):
     assert result.returncode != 0
     assert "must be" in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "message"),
+    [
+        ("purge_expired_submissions", {"batch_size": -1}, "--batch-size: must be a positive"),
+        ("purge_expired_outputs", {"batch_size": 0}, "--batch-size: must be a positive"),
+        ("cleanup_idempotency_keys", {"max_batches": -1}, "--max-batches: must be zero or"),
+        ("clearsessions", {"batch_size": "abc"}, "--batch-size: must be an integer"),
+        # Unchecked, a negative window would put the cutoff in the future: every row would go.
+        ("cleanup_callback_receipts", {"days": -5}, "--days: must be a positive"),
+        ("cleanup_stuck_runs", {"timeout_minutes": -5}, "--timeout-minutes: must be a positive"),
+        ("cleanup_containers", {"grace_period": -1}, "--grace-period: must be zero or"),
+    ],
+)
+def test_keyword_options_are_checked_like_command_line_ones(seeded, command, options, message):
+    # call_command(cmd, days=-5) hands keyword values to handle() without argparse's types.
+    out = io.StringIO()
+
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command(command, stdout=out, stderr=io.StringIO(), **options)
+
+    assert out.getvalue() == ""
+    assert snapshot() == seeded

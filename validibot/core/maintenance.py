@@ -115,6 +115,7 @@ class MaintenanceCommand(BaseCommand):
         raise NotImplementedError
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self._recheck_typed_options(options)
         self.check_options(options)
         self.dry_run: bool = options["dry_run"]
         self.batch_size: int = options["batch_size"] or getattr(settings, self.batch_size_setting)
@@ -128,6 +129,18 @@ class MaintenanceCommand(BaseCommand):
             self.emit_summary("failed", started, error=f"{type(exc).__name__}: {exc}")
             raise CommandError(f"{self.summary_name()} failed: {exc}") from exc
         self.emit_summary("completed", started)
+
+    def _recheck_typed_options(self, options: dict[str, Any]) -> None:
+        """Validate integer options again: ``call_command(cmd, days=-5)`` skips argparse types."""
+        for action in self.create_parser("manage.py", self.summary_name())._actions:
+            value = options.get(action.dest)
+            if action.type not in (positive_int, non_negative_int) or value is None:
+                continue
+            try:
+                options[action.dest] = action.type(str(value))
+            except argparse.ArgumentTypeError as exc:
+                option = "/".join(action.option_strings)
+                raise CommandError(f"Error: argument {option}: {exc}") from None
 
     def _resolve_max_batches(self, given: int | None) -> int:
         if given is not None:
