@@ -107,7 +107,16 @@ class ScheduledAdminTaskDefinition:
         """The next ``count`` fire times after ``after``, in the task's timezone."""
         local = after.astimezone(ZoneInfo(self.timezone))
         itr = croniter(self.cron, local)
-        return [itr.get_next(datetime) for _ in range(count)]
+        times: list[datetime] = []
+        while len(times) < count:
+            fire = itr.get_next(datetime)
+            # When clocks fall back, croniter yields a repeated wall-clock time twice (once
+            # per UTC offset); the scheduler runs it once, so the preview lists it once.
+            if times and fire.replace(tzinfo=None) == times[-1].replace(tzinfo=None):
+                times[-1] = fire
+                continue
+            times.append(fire)
+        return times
 
 
 def _problems(task: ScheduledAdminTaskDefinition) -> Iterable[str]:
@@ -124,7 +133,7 @@ def _problems(task: ScheduledAdminTaskDefinition) -> Iterable[str]:
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         yield f"timezone {task.timezone!r} is not a known IANA timezone"
     if not set(task.backends) <= ALL_BACKENDS or not task.backends:
-        yield f"backends {sorted(task.backends)} must be a non-empty subset of {sorted(ALL_BACKENDS)}"
+        yield f"backends {sorted(task.backends)} must be a non-empty subset of {sorted(ALL_BACKENDS)}"  # noqa: E501
     if not isinstance(task.args, tuple) or not all(isinstance(a, str) for a in task.args):
         yield "args must be a tuple of strings"
     if task.max_retries < 0 or task.retry_delay_seconds < 0:

@@ -1,0 +1,154 @@
+"""The code location mirrors the registry, entry for entry, and loads without Django."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from tests.support.dagster_stack import REPO_ROOT, VENV_BIN
+from validibot.core.tasks.registry import SCHEDULED_ADMIN_TASKS, ScheduledAdminTaskDefinition
+from validibot_ops.definitions import build_definitions
+from validibot_ops.ops import task_asset_key
+from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG
+
+DEFS = build_definitions()
+
+
+@pytest.mark.parametrize("task", SCHEDULED_ADMIN_TASKS, ids=lambda t: t.id)
+def test_every_registry_entry_has_a_matching_job(task: ScheduledAdminTaskDefinition):
+    job = DEFS.resolve_job_def(task.id)
+    assert [node.name for node in job.nodes_in_topological_order] == [task.id]
+    assert job.tags[TASK_TAG] == task.id
+    assert job.tags[CELERY_QUEUE_TAG] == task.queue
+    assert job.tags[MAX_RUNTIME_TAG] == str(task.hard_time_limit_seconds)
+
+    op_def = job.graph.node_named(task.id).definition
+    assert op_def.tags[CELERY_QUEUE_TAG] == task.queue
+    policy = op_def.retry_policy
+    assert policy is not None
+    assert policy.max_retries == task.max_retries
+    assert policy.delay == task.retry_delay_seconds
+    assert policy.backoff == dg.Backoff.EXPONENTIAL
+    assert policy.jitter == dg.Jitter.PLUS_MINUS
+
+
+@pytest.mark.parametrize("task", SCHEDULED_ADMIN_TASKS, ids=lambda t: t.id)
+def test_every_registry_entry_has_a_matching_schedule(task: ScheduledAdminTaskDefinition):
+    schedule = DEFS.resolve_schedule_def(task.schedule_name)
+    assert schedule.job_name == task.id
+    assert schedule.cron_schedule == task.cron
+    assert schedule.execution_timezone == task.timezone
+    expected = (
+        dg.DefaultScheduleStatus.RUNNING if task.enabled else dg.DefaultScheduleStatus.STOPPED
+    )
+    assert schedule.default_status == expected
+
+
+def test_container_cleanup_is_routed_to_the_docker_queue():
+    job = DEFS.resolve_job_def("cleanup_orphaned_containers")
+    assert (
+        job.graph.node_named("cleanup_orphaned_containers").definition.tags[CELERY_QUEUE_TAG]
+        == "docker"
+    )
+
+
+def test_each_task_has_a_documented_asset_for_its_counts():
+    specs = {spec.key: spec for spec in DEFS.assets}
+    for task in SCHEDULED_ADMIN_TASKS:
+        assert task_asset_key(task) in specs
+        assert task.id in specs[task_asset_key(task)].description
+
+
+def test_a_disabled_task_gets_a_stopped_schedule(monkeypatch):
+    from validibot.core.tasks.registry import register_scheduled_admin_task
+
+    register_scheduled_admin_task(
+        ScheduledAdminTaskDefinition(
+            id="paused_example",
+            name="Paused",
+            command="noop_task",
+            cron="0 3 * * *",
+            enabled=False,
+        )
+    )
+    schedule = build_definitions().resolve_schedule_def("paused_example_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+def test_a_gcp_only_task_gets_no_dagster_job():
+    from validibot.core.tasks.registry import register_scheduled_admin_task
+
+    register_scheduled_admin_task(
+        ScheduledAdminTaskDefinition(
+            id="gcp_only_example",
+            name="GCP only",
+            command="noop_task",
+            cron="0 3 * * *",
+            backends=frozenset({"gcp"}),
+        )
+    )
+    names = {job.name for job in build_definitions().resolve_all_job_defs()}
+    assert "gcp_only_example" not in names
+
+
+def test_loading_definitions_sets_up_no_django_and_opens_no_database():
+    """Webserver and `definitions validate` load the module: no ORM, no connection."""
+    code = (
+        "import sys, validibot_ops.definitions as d;"
+        "import django.apps;"
+        "assert not django.apps.apps.ready, 'django.setup() ran at import';"
+        "assert 'django.db.models' not in sys.modules, 'the ORM was imported';"
+        "print(len(list(d.defs.resolve_all_job_defs())))"
+    )
+    env = {"PATH": str(VENV_BIN), "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip()) >= len(SCHEDULED_ADMIN_TASKS)
+
+
+def test_dagster_definitions_validate_passes(tmp_path):
+    # DAGSTER_HOME is set because, without it, dagster reads ./dagster.yaml: the production
+    # file, whose Postgres settings come from env vars this test does not set.
+    result = subprocess.run(
+        [str(VENV_BIN / "dagster"), "definitions", "validate", "-m", "validibot_ops.definitions"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": str(VENV_BIN), "HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_the_celery_executor_is_chosen_from_the_environment(monkeypatch):
+    from validibot_ops import executors
+
+    monkeypatch.delenv("VALIDIBOT_EXECUTOR", raising=False)
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert executors.executor_kind() == "in_process"
+    monkeypatch.setenv("REDIS_URL", "redis://:s3cret@127.0.0.1:6379/0")
+    assert executors.executor_kind() == "celery"
+    config = executors.celery_executor_config()
+    # URLs stay env references: a broker password never lands in run config or the UI.
+    assert config["broker"] == {"env": "REDIS_URL"}
+    assert "s3cret" not in repr(config)
+    source = config["config_source"]
+    assert source["task_acks_late"] is True
+    assert source["worker_prefetch_multiplier"] == 1
+    longest = max(t.hard_time_limit_seconds for t in SCHEDULED_ADMIN_TASKS)
+    assert source["broker_transport_options"]["visibility_timeout"] > longest
+    monkeypatch.setenv("VALIDIBOT_EXECUTOR", "kubernetes")
+    with pytest.raises(executors.ExecutorConfigError, match="kubernetes"):
+        executors.executor_kind()
