@@ -41,6 +41,14 @@ def _admin_connect():
     )
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def create_database(name: str) -> None:
     with _admin_connect() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -247,6 +255,29 @@ class DagsterStack:
     def start_daemon(self, workspace: Path | None = None) -> ManagedProcess:
         workspace = workspace or REPO_ROOT / "workspace.local.yaml"
         return self.start("daemon", ["dagster-daemon", "run", "-w", str(workspace)])
+
+    def start_webserver(self, workspace: Path | None = None) -> tuple[ManagedProcess, str]:
+        """``dagster-webserver`` on a free loopback port; returns the process and its base URL."""
+        import urllib.request
+
+        workspace = workspace or REPO_ROOT / "workspace.local.yaml"
+        port = free_port()
+        proc = self.start(
+            "webserver",
+            ["dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-w", str(workspace)],
+        )
+        url = f"http://127.0.0.1:{port}"
+
+        def answering() -> bool:
+            assert proc.alive(), f"webserver exited:\n{proc.log()[-3000:]}"
+            try:
+                with urllib.request.urlopen(f"{url}/server_info", timeout=2) as resp:  # noqa: S310
+                    return resp.status == 200
+            except OSError:
+                return False
+
+        wait_until(answering, 120, interval=0.5, what=f"dagster-webserver on {url}")
+        return proc, url
 
     @contextlib.contextmanager
     def instance(self) -> Iterator:
