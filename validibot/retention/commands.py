@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
+
 from validibot.core.maintenance import MaintenanceCommand, count_limited
-from validibot.retention.services import PurgeTarget, purge_batch
+from validibot.retention.services import PurgeTarget, purge_batch, purgeable
 
 
 class PurgeCommand(MaintenanceCommand):
@@ -18,18 +20,27 @@ class PurgeCommand(MaintenanceCommand):
 
     def run_task(self, options: dict[str, Any]) -> None:
         due = self.target.due(self.now)
-        self.counts["skipped_busy"] = due.filter(self.target.busy()).count()
         if self.dry_run:
-            self.counts["purged"] = count_limited(
-                due.exclude(self.target.busy()), self.dry_run_limit()
-            )
-            self.progress(
-                f"dry run: would purge {self.counts['purged']} "
-                f"{self.target.model._meta.verbose_name_plural}"
-            )
+            self._dry_run(due)
             return
+        self._purge_in_batches()
+        # Counted after purging, when the partial index holds few unpurged rows; counted
+        # first, it scanned the whole backlog of a big table in one statement.
+        self.counts["skipped_busy"] = due.filter(self.target.busy()).count()
+        self._report_leftovers()
+
+    def _dry_run(self, due: QuerySet) -> None:
+        self.counts["skipped_busy"] = due.filter(self.target.busy()).count()
+        self.counts["purged"] = count_limited(due.exclude(self.target.busy()), self.dry_run_limit())
+        self.progress(
+            f"dry run: would purge {self.counts['purged']} "
+            f"{self.target.model._meta.verbose_name_plural}"
+        )
+
+    def _purge_in_batches(self) -> None:
+        rows = purgeable(self.target, self.now)
         for number in self.batches():
-            result = purge_batch(self.target, self.now, self.batch_size)
+            result = purge_batch(self.target, self.now, self.batch_size, rows)
             if result is None:
                 break
             self.counts["batches"] = number
@@ -39,10 +50,14 @@ class PurgeCommand(MaintenanceCommand):
                 f"batch {number}: purged {result.purged}, failed {result.failed} "
                 f"(total purged {self.counts['purged']})"
             )
+
+    def _report_leftovers(self) -> None:
         if self.counts["failed"]:
             self.progress(
                 f"{self.counts['failed']} stored file(s) could not be deleted; "
                 "queued for process_purge_retries"
             )
         if self.counts["skipped_busy"]:
-            self.progress(f"{self.counts['skipped_busy']} skipped: a validation run is still active")
+            self.progress(
+                f"{self.counts['skipped_busy']} skipped: a validation run is still active"
+            )
