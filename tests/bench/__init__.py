@@ -1,0 +1,1 @@
+"""Smoke tests of the benchmarks in bench/: each runs in --quick mode so it cannot rot."""

@@ -1,0 +1,61 @@
+"""Every benchmark runs end to end in --quick mode and prints its ratio line; no timings checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import postgres_url
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+SMOKE_DATABASE = "validibot_bench_smoke"  # not the bench's own database: a real run may be going
+
+# Each bench script and the arguments of its smoke run (besides --quick and --json).
+SMOKE_ARGS: dict[str, list[str]] = {
+    "purge.py": ["--repeat", "1", "--database-url", postgres_url(SMOKE_DATABASE)],
+    "registry_scale.py": [],
+}
+
+
+def run_bench(script: str, tmp_path: Path) -> tuple[str, list[dict]]:
+    out = tmp_path / "results.json"
+    argv = [sys.executable, str(BENCH / script), "--quick", "--json", str(out), *SMOKE_ARGS[script]]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout, json.loads(out.read_text())
+
+
+def last_line(stdout: str) -> str:
+    return [line for line in stdout.splitlines() if line.strip()][-1]
+
+
+def test_every_bench_has_a_smoke_run():
+    assert {path.name for path in BENCH.glob("*.py")} == set(SMOKE_ARGS)
+
+
+@pytest.mark.postgres
+def test_purge_bench_quick(postgres_service, tmp_path):
+    stdout, results = run_bench("purge.py", tmp_path)
+
+    assert last_line(stdout).startswith("ratio N=10,000: ours / raw SQL = ")
+    methods = {(row["kind"], row["method"]) for row in results}
+    assert methods == {
+        (kind, method)
+        for kind in ("submissions", "outputs")
+        for method in ("raw_sql", "ours", "naive_orm")
+    }
+    assert {row["check"] for row in results} == {"ok"}, "every method purged exactly the due rows"
+
+
+def test_registry_scale_bench_quick(tmp_path):
+    stdout, results = run_bench("registry_scale.py", tmp_path)
+
+    assert last_line(stdout).startswith("ratio 109 tasks / 9 built-in: ")
+    loaded = {(row["case"], row["what"]): row for row in results}
+    assert loaded[("+100", "registry")]["tasks"] == 109
+    assert loaded[("+100", "definitions")]["schedules"] == 109
