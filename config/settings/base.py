@@ -104,3 +104,19 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
 }
+
+# --- Operator surfaces: the Dagster GraphQL client and the authenticated HTTP trigger ---
+# The Dagster webserver the GraphQL client (sync_schedules, the HTTP trigger) talks to.
+VALIDIBOT_DAGSTER_URL = env("VALIDIBOT_DAGSTER_URL", default="http://127.0.0.1:3000")
+# Where people open the UI, when it differs from the internal URL (run links in API answers).
+VALIDIBOT_DAGSTER_UI_URL = env("VALIDIBOT_DAGSTER_UI_URL", default="") or VALIDIBOT_DAGSTER_URL
+# POST /api/v1/scheduled/<id>/ bearer tokens. No default anywhere: with neither set, the
+# endpoint answers 503 "trigger disabled" (never open). The global token may trigger every
+# task; VALIDIBOT_TRIGGER_TASK_TOKENS="task_id=token,other_id=token2" scopes a token to one
+# task (another task answers 403). Generate with `python -c "import secrets;
+# print(secrets.token_urlsafe(32))"`.
+VALIDIBOT_TRIGGER_TOKEN = env("VALIDIBOT_TRIGGER_TOKEN", default="")
+VALIDIBOT_TRIGGER_TASK_TOKENS = env.dict("VALIDIBOT_TRIGGER_TASK_TOKENS", default={})
+# Public base URL of this Django service, used by `sync_schedules --backend=gcp` for the
+# Cloud Scheduler HTTP targets.
+VALIDIBOT_TRIGGER_BASE_URL = env("VALIDIBOT_TRIGGER_BASE_URL", default="")
