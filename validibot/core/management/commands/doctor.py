@@ -1,0 +1,249 @@
+"""Health check of the whole scheduling stack: one table, non-zero exit on any problem.
+
+Talks to Dagster only over the webserver's GraphQL API (Django never imports Dagster).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from validibot.core.dagster_client import DagsterClient, DagsterClientError
+from validibot.core.tasks.overrides import OverridesError, load_overrides
+from validibot.core.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
+from validibot.core.tasks.schedule_sync import ObservedSchedule, plan_schedules
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
+CHECKS = ("database", "redis", "workers", "code_location", "daemon", "schedules", "overrides")
+# A daemon is unhealthy when its heartbeat is older than this (Dagster's own UI uses 60 s).
+DAEMON_HEARTBEAT_MAX_AGE_S = 120
+
+_WORKSPACE = """
+{ workspaceOrError { __typename
+    ... on Workspace { locationEntries { name loadStatus
+        locationOrLoadError { __typename ... on PythonError { message } } } }
+    ... on PythonError { message } } }
+"""
+_DAEMONS = """
+{ instance { daemonHealth { allDaemonStatuses {
+    daemonType required healthy lastHeartbeatTime lastHeartbeatErrors { message } } } } }
+"""
+
+
+@dataclass
+class Result:
+    check: str
+    status: str
+    detail: str
+
+
+def broker_url() -> str:
+    return (
+        os.environ.get("CELERY_BROKER_URL", "").strip() or os.environ.get("REDIS_URL", "").strip()
+    )
+
+
+def redact(url: str) -> str:
+    """``redis://:secret@host:6379/0`` -> ``redis://:***@host:6379/0``: never print secrets."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+class Command(BaseCommand):
+    help = (
+        "Check the database, Redis, Celery workers per queue, the Dagster code location and "
+        "daemon heartbeats (over GraphQL), schedule drift and the overrides file. Prints a "
+        "table; exits 1 if any check fails."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--url", default=None, help="Dagster webserver URL (default VALIDIBOT_DAGSTER_URL)"
+        )
+        parser.add_argument(
+            "--skip", action="append", default=[], choices=CHECKS, help="skip a check (repeatable)"
+        )
+        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        parser.add_argument(
+            "--timeout", type=float, default=5.0, help="seconds per remote check (default 5)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.timeout = options["timeout"]
+        if self.timeout <= 0:
+            raise CommandError("--timeout must be positive")
+        self.client = DagsterClient(options["url"], timeout=self.timeout)
+        checks: dict[str, Callable[[], Result]] = {
+            "database": self.check_database,
+            "redis": self.check_redis,
+            "workers": self.check_workers,
+            "code_location": self.check_code_location,
+            "daemon": self.check_daemon,
+            "schedules": self.check_schedules,
+            "overrides": self.check_overrides,
+        }
+        results = []
+        for name, check in checks.items():
+            if name in options["skip"]:
+                results.append(Result(name, SKIP, "skipped (--skip)"))
+                continue
+            try:
+                results.append(check())
+            except Exception as exc:  # a check that crashes is a failed check, not a traceback
+                results.append(Result(name, FAIL, f"{type(exc).__name__}: {exc}"))
+        self.render(results, as_json=options["json"])
+        failed = [r.check for r in results if r.status == FAIL]
+        if failed:
+            raise CommandError(f"{len(failed)} check(s) failed: {', '.join(failed)}")
+
+    def render(self, results: list[Result], as_json: bool) -> None:
+        if as_json:
+            self.stdout.write(json.dumps([r.__dict__ for r in results]))
+            return
+        width = max(len(r.check) for r in results)
+        for r in results:
+            style = {FAIL: self.style.ERROR, WARN: self.style.WARNING}.get(r.status, str)
+            self.stdout.write(f"{r.check.ljust(width)}  {style(r.status.ljust(4))}  {r.detail}")
+
+    # -- checks -------------------------------------------------------------------------
+    def check_database(self) -> Result:
+        connection.ensure_connection()
+        pending = MigrationExecutor(connection).migration_plan(
+            MigrationExecutor(connection).loader.graph.leaf_nodes()
+        )
+        vendor = connection.vendor
+        if pending:
+            return Result("database", FAIL, f"{vendor}: {len(pending)} unapplied migration(s)")
+        return Result("database", OK, f"{vendor}: reachable, migrations applied")
+
+    def check_redis(self) -> Result:
+        url = broker_url()
+        if not url:
+            return Result("redis", SKIP, "no REDIS_URL/CELERY_BROKER_URL: embedded default")
+        import redis
+
+        try:
+            redis.Redis.from_url(url, socket_timeout=self.timeout).ping()
+        except redis.RedisError as exc:
+            return Result("redis", FAIL, f"{redact(url)}: {exc}")
+        return Result("redis", OK, f"{redact(url)}: PONG")
+
+    def check_workers(self) -> Result:
+        url = broker_url()
+        if not url:
+            return Result("workers", SKIP, "in-process executor: no Celery workers needed")
+        from celery import Celery
+
+        needed = sorted({t.queue for t in get_admin_tasks_for_backend(BACKEND_DAGSTER)})
+        app = Celery("validibot-doctor", broker=url)
+        try:
+            replies = app.control.inspect(timeout=self.timeout).active_queues() or {}
+        finally:
+            app.close()
+        serving: dict[str, list[str]] = {}
+        for worker, queues in replies.items():
+            for queue in queues:
+                serving.setdefault(queue["name"], []).append(worker)
+        missing = [q for q in needed if q not in serving]
+        listing = "; ".join(f"{q}: {', '.join(sorted(serving.get(q, [])))}" for q in needed)
+        if missing:
+            return Result(
+                "workers",
+                FAIL,
+                f"no worker answers for queue(s) {', '.join(missing)} "
+                f"(start: validibot-ops worker --queue {missing[0]}); {listing}",
+            )
+        return Result("workers", OK, listing)
+
+    def check_code_location(self) -> Result:
+        try:
+            data = self.client.execute(_WORKSPACE)["workspaceOrError"]
+        except DagsterClientError as exc:
+            return Result("code_location", FAIL, str(exc))
+        if data["__typename"] != "Workspace":
+            return Result("code_location", FAIL, data.get("message", data["__typename"]))
+        problems, loaded = [], []
+        for entry in data["locationEntries"]:
+            loc = entry.get("locationOrLoadError") or {}
+            if loc.get("__typename") == "PythonError":
+                problems.append(f"{entry['name']}: {loc['message'].strip().splitlines()[-1]}")
+            else:
+                loaded.append(f"{entry['name']} ({entry['loadStatus'].lower()})")
+        if problems:
+            return Result("code_location", FAIL, "; ".join(problems))
+        return Result("code_location", OK, ", ".join(loaded) or "no locations")
+
+    def check_daemon(self) -> Result:
+        try:
+            statuses = self.client.execute(_DAEMONS)["instance"]["daemonHealth"][
+                "allDaemonStatuses"
+            ]
+        except DagsterClientError as exc:
+            return Result("daemon", FAIL, str(exc))
+        now = datetime.now(UTC).timestamp()
+        bad = []
+        for daemon in statuses:
+            if not daemon["required"]:
+                continue
+            beat = daemon["lastHeartbeatTime"]
+            if beat is None:
+                bad.append(f"{daemon['daemonType']}: no heartbeat (is dagster-daemon running?)")
+            elif not daemon["healthy"] or now - beat > DAEMON_HEARTBEAT_MAX_AGE_S:
+                errors = "; ".join(e["message"] for e in daemon["lastHeartbeatErrors"])[:200]
+                bad.append(f"{daemon['daemonType']}: last heartbeat {now - beat:.0f}s ago {errors}")
+        if bad:
+            return Result("daemon", FAIL, "; ".join(bad))
+        required = [d["daemonType"] for d in statuses if d["required"]]
+        return Result("daemon", OK, f"{len(required)} daemons heartbeating")
+
+    def check_schedules(self) -> Result:
+        try:
+            schedules = self.client.schedules()
+        except DagsterClientError as exc:
+            return Result("schedules", FAIL, str(exc))
+        observed = {
+            name: ObservedSchedule(
+                name=name,
+                status=s.status,
+                default_status=s.default_status,
+                cron=s.cron,
+                override=s.override,
+            )
+            for name, s in schedules.items()
+        }
+        tasks = get_admin_tasks_for_backend(BACKEND_DAGSTER)
+        plan = plan_schedules(tasks, observed, {})
+        missing = [t.schedule_name for t in tasks if t.schedule_name not in observed]
+        if missing:
+            return Result("schedules", FAIL, f"not loaded: {', '.join(missing)}")
+        if plan.drifted:
+            return Result(
+                "schedules",
+                WARN,
+                f"drift ({'; '.join(plan.diff_lines())}); run `manage.py sync_schedules`",
+            )
+        return Result("schedules", OK, f"{len(tasks)} schedules match the registry")
+
+    def check_overrides(self) -> Result:
+        try:
+            overrides = load_overrides(
+                known_ids={t.id for t in get_admin_tasks_for_backend(BACKEND_DAGSTER)}
+            )
+        except OverridesError as exc:
+            return Result("overrides", FAIL, str(exc))
+        if overrides:
+            listing = ", ".join(f"{k}: {v.describe()}" for k, v in overrides.items())
+            return Result("overrides", WARN, f"incident overrides in force: {listing}")
+        return Result("overrides", OK, "none in force")
