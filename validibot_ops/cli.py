@@ -3,6 +3,7 @@
 validibot-ops demo                  # bare laptop: SQLite, in-process, every job once
 validibot-ops dev [-- dagster dev args]   # webserver + daemon on the embedded default
 validibot-ops worker --queue default      # production: a Celery worker on Redis
+validibot-ops sync-schedules [--dry-run|--check] [-w workspace.yaml]  # schedules = registry
 """
 
 from __future__ import annotations
@@ -186,6 +187,43 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync_schedules(args: argparse.Namespace) -> int:
+    """Reconcile schedule states on the instance ($DAGSTER_HOME) with the registry.
+
+    Exit codes as ``manage.py sync_schedules``: 0 in sync (or synced), 1 drift found by
+    ``--check``, 2 the workspace or overrides could not be loaded.
+    """
+    import dagster as dg
+
+    from validibot.core.tasks.overrides import OverridesError
+    from validibot_ops.schedule_state import (
+        DEFAULT_WORKSPACE,
+        ScheduleStateError,
+        instance_schedules,
+        plan_for,
+        sync,
+    )
+
+    workspace = [Path(p) for p in args.workspace] or [DEFAULT_WORKSPACE]
+    try:
+        with dg.DagsterInstance.get() as instance, instance_schedules(
+            instance, workspace
+        ) as schedules:
+            plan = plan_for(schedules)
+            if args.check or args.dry_run:
+                print(plan.render())
+                return 1 if args.check and plan.drifted else 0
+            for line in sync(schedules, plan):
+                print(line)
+    except (OverridesError, ScheduleStateError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for drift in plan.drift:
+        print(f"warning: {drift.line()}", file=sys.stderr)
+    print(f"synced: {len(plan.changes)} changed; {plan.summary()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="validibot-ops",
@@ -237,6 +275,26 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--name", default=None, help="worker node name (default: the queues)")
     worker.add_argument("--loglevel", "-l", default="INFO")
     worker.set_defaults(func=cmd_worker)
+
+    sync_parser = sub.add_parser(
+        "sync-schedules",
+        help="start/stop schedules on the Dagster instance to match the registry",
+        description="Works on $DAGSTER_HOME's instance directly (no webserver); loads the "
+        "workspace file's code locations. manage.py sync_schedules does the same over GraphQL.",
+    )
+    sync_mode = sync_parser.add_mutually_exclusive_group()
+    sync_mode.add_argument("--dry-run", action="store_true", help="print the plan only")
+    sync_mode.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 with the diff on drift"
+    )
+    sync_parser.add_argument(
+        "--workspace",
+        "-w",
+        action="append",
+        default=[],
+        help="workspace file (repeatable; default workspace.local.yaml)",
+    )
+    sync_parser.set_defaults(func=cmd_sync_schedules)
     return parser
 
 

@@ -57,6 +57,10 @@ class GraphQLError(DagsterClientError):
     """The webserver answered with a GraphQL or Python error; the message is Dagster's."""
 
 
+class RunNotFound(DagsterClientError):  # noqa: N818
+    """The webserver's instance has no run with this id."""
+
+
 class RunTimeout(DagsterClientError):  # noqa: N818
     """A run did not finish before the deadline (it goes on running)."""
 
@@ -123,8 +127,7 @@ _SCHEDULE_FIELDS = """
   scheduleState { id status }
 """
 
-_REPOSITORIES_QUERY = (
-    """
+_REPOSITORIES_QUERY = """
 query ValidibotRepositories {
   repositoriesOrError {
     __typename
@@ -134,9 +137,7 @@ query ValidibotRepositories {
     ... on PythonError { message }
   }
 }
-"""
-    % _SCHEDULE_FIELDS
-)  # noqa: UP031  (GraphQL braces make str.format awkward)
+""".replace("%s", _SCHEDULE_FIELDS)
 
 _LAUNCH_MUTATION = """
 mutation ValidibotLaunchRun($executionParams: ExecutionParams!) {
@@ -150,8 +151,7 @@ mutation ValidibotLaunchRun($executionParams: ExecutionParams!) {
 }
 """
 
-_RUN_QUERY = (
-    """
+_RUN_QUERY = """
 query ValidibotRun($runId: ID!) {
   runOrError(runId: $runId) {
     __typename
@@ -159,12 +159,9 @@ query ValidibotRun($runId: ID!) {
     ... on Error { message }
   }
 }
-"""
-    % _RUN_FIELDS
-)  # noqa: UP031
+""".replace("%s", _RUN_FIELDS)
 
-_RUNS_QUERY = (
-    """
+_RUNS_QUERY = """
 query ValidibotRuns($filter: RunsFilter, $limit: Int) {
   runsOrError(filter: $filter, limit: $limit) {
     __typename
@@ -172,9 +169,7 @@ query ValidibotRuns($filter: RunsFilter, $limit: Int) {
     ... on Error { message }
   }
 }
-"""
-    % _RUN_FIELDS
-)  # noqa: UP031
+""".replace("%s", _RUN_FIELDS)
 
 _METADATA_FIELDS = """
   metadataEntries {
@@ -206,7 +201,7 @@ query ValidibotRunEvents($runId: ID!, $cursor: String) {
     ... on Error { message }
   }
 }
-""" % (_METADATA_FIELDS, _METADATA_FIELDS)  # noqa: UP031
+""".replace("%s", _METADATA_FIELDS)
 
 _START_SCHEDULE = """
 mutation ValidibotStartSchedule($selector: ScheduleSelector!) {
@@ -411,6 +406,8 @@ class DagsterClient:
 
     def get_run(self, run_id: str) -> RunInfo:
         data = self.execute(_RUN_QUERY, {"runId": run_id})
+        if (data.get("runOrError") or {}).get("__typename") == "RunNotFoundError":
+            raise RunNotFound(f"no run {run_id!r} at {self.base_url}")
         return _run(self._result(data, "runOrError", "Run"))
 
     def wait_for_run(

@@ -19,7 +19,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from validibot.core.tasks.overrides import OVERRIDES_ENV, ScheduleOverride
@@ -211,3 +211,15 @@ def plan_schedules(
             in_sync.append(task.schedule_name)
     extra = tuple(sorted(set(observed) - names))
     return SchedulePlan(tuple(changes), tuple(drift), tuple(in_sync), extra)
+
+
+def apply_plan(
+    plan: SchedulePlan, start: Callable[[str], object], stop: Callable[[str], object]
+) -> list[str]:
+    """Start/stop each planned schedule through the given callables; one line per change."""
+    done = []
+    for change in plan.changes:
+        (start if change.action == START else stop)(change.schedule_name)
+        verb = "started" if change.action == START else "stopped"
+        done.append(f"{verb} {change.schedule_name} ({change.reason})")
+    return done

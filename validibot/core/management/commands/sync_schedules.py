@@ -1,0 +1,129 @@
+"""Make the scheduler match the registry: Dagster schedule states, or Cloud Scheduler jobs.
+
+    manage.py sync_schedules                    # start/stop Dagster schedules to match
+    manage.py sync_schedules --dry-run          # print the plan, change nothing
+    manage.py sync_schedules --check            # exit 1 with the diff when anything drifted
+    manage.py sync_schedules --url http://dagster:3000
+    manage.py sync_schedules --backend=gcp --base-url https://validibot.example.com
+
+The Dagster backend talks to the webserver's GraphQL API (``--url``, default
+``VALIDIBOT_DAGSTER_URL``). ``validibot-ops sync-schedules`` does the same on the Dagster
+instance directly. Exit codes: 0 in sync (or synced), 1 drift found by ``--check``, 2 the
+scheduler could not be read or changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from validibot.core.dagster_client import DagsterClient, DagsterClientError
+from validibot.core.tasks.overrides import OverridesError, load_overrides
+from validibot.core.tasks.registry import (
+    BACKEND_DAGSTER,
+    BACKEND_GCP,
+    ScheduledAdminTaskDefinition,
+    get_admin_tasks_for_backend,
+)
+from validibot.core.tasks.schedule_sync import (
+    ObservedSchedule,
+    SchedulePlan,
+    apply_plan,
+    plan_schedules,
+)
+
+TOKEN_PLACEHOLDER = "Bearer ${VALIDIBOT_TRIGGER_TOKEN}"  # noqa: S105  (a placeholder, no secret)
+"""Cloud Scheduler jobs are printed with this header; the operator substitutes the secret."""
+
+
+class Command(BaseCommand):
+    help = (
+        "Reconcile the scheduler with the task registry: start/stop Dagster schedules "
+        "(--backend=dagster) or print Cloud Scheduler job definitions (--backend=gcp)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--backend", choices=[BACKEND_DAGSTER, BACKEND_GCP], default="dagster")
+        parser.add_argument("--url", help="Dagster webserver URL (default VALIDIBOT_DAGSTER_URL)")
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+        mode.add_argument(
+            "--check", action="store_true", help="change nothing; exit 1 with the diff on drift"
+        )
+        parser.add_argument(
+            "--base-url",
+            help="gcp: public base URL of the trigger API (default VALIDIBOT_TRIGGER_BASE_URL)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["backend"] == BACKEND_GCP:
+            self.stdout.write(json.dumps(self.gcp_jobs(options["base_url"]), indent=2))
+            return
+        client = DagsterClient(options["url"])
+        plan = self.plan(client)
+        if options["check"] or options["dry_run"]:
+            self.stdout.write(plan.render())
+            if options["check"] and plan.drifted:
+                raise CommandError("schedules drifted from the registry (see above)", returncode=1)
+            return
+        self.apply(client, plan)
+
+    def plan(self, client: DagsterClient) -> SchedulePlan:
+        tasks = get_admin_tasks_for_backend(BACKEND_DAGSTER)
+        try:
+            overrides = load_overrides(known_ids={t.id for t in tasks})
+            schedules = client.schedules()
+        except (OverridesError, DagsterClientError) as exc:
+            raise CommandError(str(exc), returncode=2) from exc
+        observed = {
+            name: ObservedSchedule(s.name, s.status, s.default_status, s.cron, s.override)
+            for name, s in schedules.items()
+        }
+        return plan_schedules(tasks, observed, overrides)
+
+    def apply(self, client: DagsterClient, plan: SchedulePlan) -> None:
+        try:
+            done = apply_plan(plan, client.start_schedule, client.stop_schedule)
+        except DagsterClientError as exc:
+            raise CommandError(f"sync stopped half-way: {exc}", returncode=2) from exc
+        for line in done:
+            self.stdout.write(line)
+        for drift in plan.drift:
+            self.stderr.write(f"warning: {drift.line()}")
+        self.stdout.write(f"synced: {len(done)} changed; {plan.summary()}")
+
+    def gcp_jobs(self, base_url: str | None) -> list[dict[str, Any]]:
+        base = (base_url or settings.VALIDIBOT_TRIGGER_BASE_URL or "").rstrip("/")
+        if not base.startswith(("https://", "http://")):
+            raise CommandError(
+                "--backend=gcp needs the trigger API's public URL: pass --base-url "
+                "https://... or set VALIDIBOT_TRIGGER_BASE_URL"
+            )
+        return [gcp_job(task, base) for task in get_admin_tasks_for_backend(BACKEND_GCP)]
+
+
+def gcp_job(task: ScheduledAdminTaskDefinition, base_url: str) -> dict[str, Any]:
+    """One Cloud Scheduler job (REST ``Job`` resource) that POSTs to the task's trigger."""
+    job: dict[str, Any] = {
+        "name": f"validibot-{task.id.replace('_', '-')}",
+        "description": f"{task.name} (Validibot registry task {task.id})",
+        "schedule": task.cron,
+        "timeZone": task.timezone,
+        "httpTarget": {
+            "uri": f"{base_url}{task.api_path}",
+            "httpMethod": "POST",
+            "headers": {"Authorization": TOKEN_PLACEHOLDER, "Content-Type": "application/json"},
+            "body": base64.b64encode(b"{}").decode(),
+        },
+        # The trigger answers 202 as soon as the run is queued, so a short deadline is
+        # enough; a retried POST is harmless (one run per task at a time).
+        "attemptDeadline": "60s",
+        "retryConfig": {"retryCount": min(task.max_retries, 5)},
+    }
+    if not task.enabled:
+        job["state"] = "PAUSED"  # disabled in the registry: create it, then pause it
+    return job

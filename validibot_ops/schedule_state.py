@@ -1,0 +1,109 @@
+"""Schedule states read and changed on the Dagster instance directly (no webserver needed).
+
+``validibot-ops sync-schedules`` uses this where the daemon runs: it loads the code
+locations of a workspace file (the same file the daemon and webserver load, so schedule
+selectors and location names match), reads each schedule's state from the instance's
+schedule storage, and starts/stops schedules through ``DagsterInstance``. The plan itself is
+``validibot.core.tasks.schedule_sync``, shared with ``manage.py sync_schedules`` (GraphQL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.remote_representation.external import RemoteSchedule
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+from validibot.core.tasks.overrides import load_overrides
+from validibot.core.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
+from validibot.core.tasks.schedule_sync import (
+    RUNNING,
+    STOPPED,
+    ObservedSchedule,
+    SchedulePlan,
+    apply_plan,
+    plan_schedules,
+)
+from validibot_ops.tags import OVERRIDE_TAG
+
+DEFAULT_WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.local.yaml"
+
+
+class ScheduleStateError(RuntimeError):
+    """A code location of the workspace failed to load, or a schedule is unknown."""
+
+
+class InstanceSchedules:
+    """The workspace's schedules and their states on one Dagster instance."""
+
+    def __init__(self, instance: dg.DagsterInstance, schedules: dict[str, RemoteSchedule]):
+        self.instance = instance
+        self.remote = schedules
+
+    def status(self, name: str) -> str:
+        schedule = self._get(name)
+        stored = self.instance.get_instigator_state(
+            schedule.get_remote_origin_id(), schedule.selector_id
+        )
+        return RUNNING if schedule.get_current_instigator_state(stored).is_running else STOPPED
+
+    def observed(self) -> dict[str, ObservedSchedule]:
+        return {
+            name: ObservedSchedule(
+                name=name,
+                status=self.status(name),
+                default_status=schedule.default_status.value,
+                cron=schedule.cron_schedule if isinstance(schedule.cron_schedule, str) else None,
+                override=schedule.tags.get(OVERRIDE_TAG, ""),
+            )
+            for name, schedule in self.remote.items()
+        }
+
+    def start(self, name: str) -> None:
+        self.instance.start_schedule(self._get(name))
+
+    def stop(self, name: str) -> None:
+        schedule = self._get(name)
+        self.instance.stop_schedule(
+            schedule.get_remote_origin_id(), schedule.selector_id, schedule
+        )
+
+    def _get(self, name: str) -> RemoteSchedule:
+        try:
+            return self.remote[name]
+        except KeyError:
+            raise ScheduleStateError(f"no schedule named {name!r} in the workspace") from None
+
+
+@contextlib.contextmanager
+def instance_schedules(
+    instance: dg.DagsterInstance, workspace: Sequence[Path] = (DEFAULT_WORKSPACE,)
+) -> Iterator[InstanceSchedules]:
+    """Load the workspace's code locations (code servers are stopped on exit)."""
+    target = WorkspaceFileTarget(paths=[str(p) for p in workspace])
+    with WorkspaceProcessContext(instance, target) as context:
+        request = context.create_request_context()
+        schedules: dict[str, RemoteSchedule] = {}
+        for name, entry in request.get_code_location_entries().items():
+            if entry.code_location is None:
+                error = entry.load_error.message if entry.load_error else "not loaded"
+                raise ScheduleStateError(f"code location {name!r} failed to load: {error}")
+            for repository in entry.code_location.get_repositories().values():
+                schedules.update({s.name: s for s in repository.get_schedules()})
+        yield InstanceSchedules(instance, schedules)
+
+
+def plan_for(schedules: InstanceSchedules) -> SchedulePlan:
+    """The sync plan for the instance's schedules against the registry and overrides."""
+    tasks = get_admin_tasks_for_backend(BACKEND_DAGSTER)
+    overrides = load_overrides(known_ids={t.id for t in tasks})
+    return plan_schedules(tasks, schedules.observed(), overrides)
+
+
+def sync(schedules: InstanceSchedules, plan: SchedulePlan) -> list[str]:
+    """Apply the plan's starts and stops; one line per change."""
+    return apply_plan(plan, schedules.start, schedules.stop)
