@@ -1,0 +1,16 @@
+"""An enabled task that always fails (status view and alert tests); yearly cron, never ticks."""
+
+from validibot.core.tasks.registry import (
+    ScheduledAdminTaskDefinition,
+    register_scheduled_admin_task,
+)
+
+register_scheduled_admin_task(
+    ScheduledAdminTaskDefinition(
+        id="test_enabled_failure",
+        name="Test: enabled and failing",
+        command="always_fail_task",
+        cron="0 0 1 1 *",
+        max_retries=0,
+    )
+)
