@@ -15,6 +15,7 @@ that noticed a broken schedule.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -113,15 +114,36 @@ class WebhookChannel:
     def send(self, alert: Alert) -> None:
         if urllib.parse.urlsplit(self.url).scheme not in {"http", "https"}:
             raise ValueError("the webhook URL must be http(s)")
+        url, headers = _split_credentials(self.url)
         request = urllib.request.Request(  # noqa: S310  (scheme checked just above)
-            self.url,
+            url,
             data=json.dumps(alert.payload()).encode(),
-            headers={"Content-Type": "application/json", "User-Agent": "validibot-alerts"},
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "validibot-alerts",
+                **headers,
+            },
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
             if not 200 <= response.status < 300:
                 raise RuntimeError(f"HTTP {response.status}")
+
+
+def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """urllib cannot send ``user:password@host`` URLs; move them to a Basic auth header."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    user = urllib.parse.unquote(parts.username)
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {
+        "Authorization": f"Basic {token}"
+    }
 
 
 @dataclass
