@@ -48,6 +48,35 @@ def _numeric_counts(summary: dict[str, Any]) -> dict[str, int | float]:
     }
 
 
+FINISHED_RUN_STATUSES = frozenset(
+    {
+        dg.DagsterRunStatus.SUCCESS,
+        dg.DagsterRunStatus.FAILURE,
+        dg.DagsterRunStatus.CANCELED,
+        dg.DagsterRunStatus.CANCELING,
+    }
+)
+
+
+def _refuse_if_run_finished(context: dg.OpExecutionContext, task: ScheduledAdminTaskDefinition):
+    """Never start a command for a run that is already over.
+
+    A Celery step can arrive after its run ended: Redis redelivers an unacknowledged step
+    once the visibility timeout passes (a worker was killed), and terminating a run does not
+    revoke steps already queued (dagster-io/dagster#23222). Running the command then would
+    do work nobody is watching; the step fails instead, saying why.
+    """
+    run = context.instance.get_run_by_id(context.run_id)
+    if run is not None and run.status in FINISHED_RUN_STATUSES:
+        raise dg.Failure(
+            description=(
+                f"{task.id}: run {context.run_id} is already {run.status.value}; "
+                "not executing a late (redelivered or uncancelled) step"
+            ),
+            allow_retries=False,
+        )
+
+
 def build_task_op(task: ScheduledAdminTaskDefinition) -> dg.OpDefinition:
     """One op, named after the task, that runs its command and reports the JSON summary.
 
@@ -69,6 +98,7 @@ def build_task_op(task: ScheduledAdminTaskDefinition) -> dg.OpDefinition:
     def _task_op(context: dg.OpExecutionContext, config: TaskRunConfig, django: DjangoResource):
         from validibot.core.tasks.scheduled_tasks import TaskFailed
 
+        _refuse_if_run_finished(context, task)
         args = (["--dry-run"] if config.dry_run else []) + list(config.extra_args)
         log = context.log
         context.log.info(
