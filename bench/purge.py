@@ -9,6 +9,8 @@ were purged and their files deleted, and records:
 
 - wall: the child process from start to exit (interpreter and Django start-up included);
 - work: the purge itself, as the child reports it (``duration_s`` of our JSON summary);
+- cpu: user + system CPU seconds of the child (``os.wait4``), start-up included: on a shared
+  machine wall time also counts waiting for a core, CPU time does not;
 - peak RSS of the child (``ru_maxrss`` from ``os.wait4``);
 - the longest single SQL statement, sampled from ``pg_stat_activity`` every 20 ms (statements
   shorter than the sampling interval show as the largest sample seen, so "< 0.05 s" means
@@ -17,9 +19,10 @@ were purged and their files deleted, and records:
 Methods, all with the same batch size and the same file deletions:
 
 - ``ours``: ``manage.py purge_expired_submissions`` / ``purge_expired_outputs``;
-- ``raw_sql``: the floor, one statement per batch
-  (``WITH batch AS (SELECT ... LIMIT b FOR UPDATE SKIP LOCKED) UPDATE ... FROM batch``), then the
-  batch's files deleted, then commit;
+- ``raw_sql``: the floor, the same algorithm as ours in one statement per batch
+  (``WITH batch AS (SELECT ... ORDER BY expires_at, id LIMIT b FOR UPDATE SKIP LOCKED) UPDATE
+  ... FROM batch``, resuming after the last ``(expires_at, id)``), then the batch's files
+  deleted, then commit;
 - ``naive_orm``: what a user writes first: loop over the queryset deleting files, then one
   ``.update()`` on everything.
 """
@@ -118,7 +121,7 @@ INSERT INTO submissions_submission
     (name, content, file, retention_policy, created_at, expires_at, content_purged_at)
 SELECT 'bench-' || i, repeat('x', 200),
        'submissions/bench/' || (i / {per_dir}) || '/' || i || '.txt',
-       '1d', now() - interval '2 days', now() - interval '1 day', NULL
+       '1d', now() - interval '2 days', {expires}, NULL
 FROM generate_series(1, {n}) AS i;
 -- Run 1 is still running (its submission and outputs must be skipped); the rest finished.
 INSERT INTO validations_validationrun (submission_id, validator, status, created_at, error)
@@ -130,16 +133,28 @@ INSERT INTO validations_validationoutput
 SELECT CASE WHEN i % {busy_every} = 0 THEN 1 ELSE 2 + i % ({runs} - 1) END,
        'output-' || i, repeat('y', 200),
        'outputs/bench/' || (i / {per_dir}) || '/' || i || '.txt',
-       now() - interval '2 days', now() - interval '1 day', NULL
+       now() - interval '2 days', {expires}, NULL
 FROM generate_series(1, {n}) AS i;
 """
+
+
+# Distinct expiry times, older rows first, one millisecond apart: real rows expire at the
+# microsecond their retention ends, never all at once.
+EXPIRES_SQL = "now() - interval '1 day' - ({n} - i) * interval '1 millisecond'"
 
 
 def seed(url: str, media_root: Path, n: int) -> None:
     """Fresh tables holding ``n`` expired submissions and outputs, and their stored files."""
     runs = max(n // 100, 2)
     with connect(url) as conn:
-        conn.execute(SEED_SQL.format(n=n, runs=runs, per_dir=FILES_PER_DIR, busy_every=BUSY_EVERY))
+        sql = SEED_SQL.format(
+            n=n,
+            runs=runs,
+            per_dir=FILES_PER_DIR,
+            busy_every=BUSY_EVERY,
+            expires=EXPIRES_SQL.format(n=n),
+        )
+        conn.execute(sql)
         conn.execute("VACUUM ANALYZE")
     shutil.rmtree(media_root, ignore_errors=True)
     for prefix in ("submissions/bench", "outputs/bench"):
@@ -219,6 +234,7 @@ class Result:
     method: str
     wall_s: float
     work_s: float
+    cpu_s: float
     purged: int
     peak_rss_mb: float
     longest_stmt_s: float
@@ -252,6 +268,7 @@ def run_child(
         raise RuntimeError(
             f"{' '.join(argv)} exited {proc.returncode}:\n{stdout[-2000:]}\n{stderr[-4000:]}"
         )
+    sampler.cpu_s = usage.ru_utime + usage.ru_stime
     return wall, usage.ru_maxrss / 1024, stdout, sampler
 
 
@@ -293,6 +310,7 @@ def measure(method: str, kind: str, n: int, args: argparse.Namespace, media: Pat
         method=method,
         wall_s=wall,
         work_s=summary["duration_s"],
+        cpu_s=sampler.cpu_s,
         purged=summary["counts"]["purged"],
         peak_rss_mb=rss,
         longest_stmt_s=sampler.longest_s,
@@ -308,41 +326,51 @@ def measure(method: str, kind: str, n: int, args: argparse.Namespace, media: Pat
 
 RAW_BATCH_SQL = """
 WITH batch AS (
-    SELECT t.id, t.file FROM {table} t
+    SELECT t.id, t.file, t.expires_at FROM {table} t
     WHERE t.expires_at <= %(now)s AND t.content_purged_at IS NULL
+      AND t.expires_at >= %(after_expires)s
+      AND (t.expires_at, t.id) > (%(after_expires)s, %(after_id)s)
       AND NOT EXISTS (SELECT 1 FROM retention_purgeretry p WHERE p.{retry_fk} = t.id)
       AND NOT {busy_sql}
-    ORDER BY t.expires_at LIMIT %(limit)s
+    ORDER BY t.expires_at, t.id LIMIT %(limit)s
     FOR UPDATE OF t SKIP LOCKED
 ), purged AS (
     UPDATE {table} u SET content = '', file = '', content_purged_at = %(now)s
     FROM batch WHERE u.id = batch.id
 )
-SELECT file FROM batch
+SELECT id, file, expires_at FROM batch
 """
 
 
 def raw_sql_worker(kind: str, batch_size: int) -> dict[str, Any]:
+    """The same algorithm as ours (keyset over (expires_at, id)), one statement per batch."""
     from datetime import UTC, datetime
 
-    spec = TABLES[kind]
-    sql = RAW_BATCH_SQL.format(**spec)
+    sql = RAW_BATCH_SQL.format(**TABLES[kind])
     media = os.environ["VALIDIBOT_MEDIA_ROOT"]
     now = datetime.now(UTC)
+    after = (datetime(1970, 1, 1, tzinfo=UTC), 0)
     purged = batches = 0
     started = time.monotonic()
     with connect(os.environ["DATABASE_URL"], autocommit=False) as conn:
         while True:
+            params = {
+                "now": now,
+                "limit": batch_size,
+                "after_expires": after[0],
+                "after_id": after[1],
+            }
             with conn.transaction():
-                files = [row[0] for row in conn.execute(sql, {"now": now, "limit": batch_size})]
-                for name in files:
+                rows = conn.execute(sql, params).fetchall()
+                for _, name, _ in rows:
                     if name:
                         with contextlib.suppress(FileNotFoundError):
                             os.remove(os.path.join(media, name))
-            if not files:
+            if not rows:
                 break
+            after = max((expires_at, pk) for pk, _, expires_at in rows)
             batches += 1
-            purged += len(files)
+            purged += len(rows)
     return {"purged": purged, "batches": batches, "started": started}
 
 
@@ -379,14 +407,14 @@ def worker_main(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------
 
 HEADER = (
-    f"{'N':>9} {'table':<12} {'method':<10} {'wall s':>8} {'work s':>8} {'rows/s':>9} "
+    f"{'N':>9} {'table':<12} {'method':<10} {'wall s':>8} {'work s':>8} {'cpu s':>7} {'rows/s':>9} "
     f"{'peak RSS MB':>11} {'longest stmt s':>14}  check"
 )
 
 
 def row_text(r: Result) -> str:
     return (
-        f"{r.n:>9,} {r.kind:<12} {r.method:<10} {r.wall_s:>8.2f} {r.work_s:>8.2f} "
+        f"{r.n:>9,} {r.kind:<12} {r.method:<10} {r.wall_s:>8.2f} {r.work_s:>8.2f} {r.cpu_s:>7.2f} "
         f"{r.rows_per_s:>9,.0f} {r.peak_rss_mb:>11.1f} {r.longest_stmt_s:>14.3f}  {r.check}"
     )
 
@@ -471,6 +499,7 @@ def main() -> int:
     ensure_database(args.database_url)
     media = Path(tempfile.mkdtemp(prefix="validibot-bench-media-", dir=args.media_parent))
     all_runs: list[Result] = []
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"purge bench: batch size {args.batch_size}, sizes {sizes}, media root {media}")
     print(HEADER)
     try:
@@ -501,6 +530,7 @@ def main() -> int:
         args.json.write_text(
             json.dumps([r.__dict__ | {"rows_per_s": r.rows_per_s} for r in results], indent=2)
         )
+    print(f"load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     failed = [r for r in all_runs if r.check != "ok"]
     for line in ratio_lines(results):
         print(line)

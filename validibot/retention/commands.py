@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from validibot.core.maintenance import MaintenanceCommand, count_limited
-from validibot.retention.services import PurgeTarget, purge_batch, purgeable
+from validibot.retention.services import PurgeRun, PurgeTarget
 
 
 class PurgeCommand(MaintenanceCommand):
@@ -38,9 +38,9 @@ class PurgeCommand(MaintenanceCommand):
         )
 
     def _purge_in_batches(self) -> None:
-        rows = purgeable(self.target, self.now)
+        run = PurgeRun(self.target, self.now, self.batch_size)
         for number in self.batches():
-            result = purge_batch(self.target, self.now, self.batch_size, rows)
+            result = run.next_batch()
             if result is None:
                 break
             self.counts["batches"] = number
