@@ -266,14 +266,17 @@ def failure_error(context: dg.RunFailureSensorContext) -> str:
 def build_run_failure_sensor(tasks: Sequence[ScheduledAdminTaskDefinition]) -> dg.SensorDefinition:
     """One sensor sending one alert per failed run of a maintenance job.
 
-    It watches every job of this code location and keeps the runs tagged ``validibot/task``
-    (every maintenance job is), so no job list has to be kept in step with the registry.
+    It looks at every failed run of the deployment and keeps those tagged ``validibot/task``
+    with a known task id (every maintenance job's runs are). Watching only "this code
+    location" would miss runs started by ``dagster job execute`` (they carry no code-location
+    origin), and no job list has to be kept in step with the registry.
     """
     task_ids = {task.id for task in tasks}
 
     @dg.run_failure_sensor(
         name=RUN_FAILURE_SENSOR_NAME,
         minimum_interval_seconds=RUN_FAILURE_INTERVAL_SECONDS,
+        monitor_all_code_locations=True,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Sends one alert (Dagster log, plus email/webhook when configured) per "
         "failed run of a maintenance job, with the run id and the error.",
