@@ -1,0 +1,1 @@
+"""Operator surfaces against real services: GraphQL client, sync_schedules, overrides."""
