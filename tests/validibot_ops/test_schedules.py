@@ -184,3 +184,21 @@ def test_a_missing_override_file_is_an_error_not_silence(tmp_path, monkeypatch):
     monkeypatch.setenv(OVERRIDES_ENV, str(tmp_path / "absent.yaml"))
     with pytest.raises(OverridesError, match="cannot read"):
         build_definitions()
+
+
+def test_an_hourly_task_fires_at_both_repeated_hours_like_dagster():
+    """Fall back: 01:00 EDT and 01:00 EST are two instants; Dagster runs an hourly cron at both."""
+    register_scheduled_admin_task(
+        ScheduledAdminTaskDefinition(
+            id="hourly_dst", name="Hourly", command="noop_task", cron="0 * * * *", timezone=NEW_YORK
+        )
+    )
+    task = get_admin_task_by_id("hourly_dst")
+    begin = datetime(2026, 11, 1, 0, 30, tzinfo=ZoneInfo(NEW_YORK))
+    ours = [t.timestamp() for t in task.next_fire_times(begin, 4)]
+    dagster = [
+        t.timestamp()
+        for t in itertools.islice(cron_string_iterator(begin.timestamp(), task.cron, NEW_YORK), 4)
+    ]
+    assert ours == dagster
+    assert len({t.replace(tzinfo=None) for t in task.next_fire_times(begin, 4)}) == 3

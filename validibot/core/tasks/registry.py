@@ -107,12 +107,15 @@ class ScheduledAdminTaskDefinition:
         """The next ``count`` fire times after ``after``, in the task's timezone."""
         local = after.astimezone(ZoneInfo(self.timezone))
         itr = croniter(self.cron, local)
+        hour_field = self.cron.split()[1]
+        fixed_hour = not (hour_field == "*" or hour_field.startswith("*/"))
         times: list[datetime] = []
         while len(times) < count:
             fire = itr.get_next(datetime)
             # When clocks fall back, croniter yields a repeated wall-clock time twice (once
-            # per UTC offset); the scheduler runs it once, so the preview lists it once.
-            if times and fire.replace(tzinfo=None) == times[-1].replace(tzinfo=None):
+            # per UTC offset). Dagster runs a fixed-hour cron once then (the later instant) but
+            # an every-hour cron at both instants; the preview does the same.
+            if fixed_hour and times and fire.replace(tzinfo=None) == times[-1].replace(tzinfo=None):
                 times[-1] = fire
                 continue
             times.append(fire)
