@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# System packages the Docker tests need: Debian's docker.io (dockerd) and busybox-static (the
-# rootfs of the test images, imported locally because no registry is reachable). Installs only
+# System packages the tests need: Debian's docker.io (dockerd) and busybox-static (the rootfs of
+# the test images, imported locally because no registry is reachable) for the Docker tests, and
+# chromium for the UI test (Playwright drives /usr/bin/chromium; it never downloads a browser).
+# Installs only
 # in CI (CI=true) or when asked (--install); a quick no-op when both are present.
 set -euo pipefail
 
-PACKAGES=(docker.io busybox-static)
+PACKAGES=(docker.io busybox-static chromium)
 
 have_all() {
     local installed
     installed=$(dpkg-query -W -f='${Status}\n' "${PACKAGES[@]}" 2>/dev/null | grep -c 'install ok installed')
-    [ "$installed" -eq "${#PACKAGES[@]}" ] && command -v dockerd >/dev/null 2>&1
+    [ "$installed" -eq "${#PACKAGES[@]}" ] && command -v dockerd >/dev/null 2>&1 && [ -x /usr/bin/chromium ]
 }
 
 if have_all; then
