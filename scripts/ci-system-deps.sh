@@ -2,8 +2,7 @@
 # System packages the tests need: Debian's docker.io (dockerd) and busybox-static (the rootfs of
 # the test images, imported locally because no registry is reachable) for the Docker tests, and
 # chromium for the UI test (Playwright drives /usr/bin/chromium; it never downloads a browser).
-# Installs only
-# in CI (CI=true) or when asked (--install); a quick no-op when both are present.
+# Installs only in CI (CI=true) or when asked (--install); a quick no-op when all are present.
 set -euo pipefail
 
 PACKAGES=(docker.io busybox-static chromium)
