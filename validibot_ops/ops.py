@@ -119,6 +119,13 @@ def build_task_op(task: ScheduledAdminTaskDefinition) -> dg.OpDefinition:
         if summary.get("status") == "failed":
             error = summary.get("error") or "the command reported status 'failed'"
             raise dg.Failure(description=f"{task.id}: {error}", metadata=metadata)
+        if metadata["duration_s"] > task.soft_time_limit_seconds:
+            # Past the soft limit the run still counts; operators are told before the hard
+            # limit (dagster/max_runtime) starts failing it.
+            context.log.warning(
+                f"{task.id} took {metadata['duration_s']:.0f}s, over its soft limit of "
+                f"{task.soft_time_limit_seconds}s (hard limit {task.hard_time_limit_seconds}s)"
+            )
 
         asset_event = dg.AssetObservation if metadata["dry_run"] else dg.AssetMaterialization
         yield asset_event(

@@ -77,12 +77,8 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=1)
 
 # --- Scheduled maintenance: time limits, retention windows, thresholds, batch sizes ---
-VALIDIBOT_TASK_SOFT_TIME_LIMIT_SECONDS = env.int(
-    "VALIDIBOT_TASK_SOFT_TIME_LIMIT_SECONDS", default=25 * 60
-)
-VALIDIBOT_TASK_HARD_TIME_LIMIT_SECONDS = env.int(
-    "VALIDIBOT_TASK_HARD_TIME_LIMIT_SECONDS", default=30 * 60
-)
+# The default per-task time limits (VALIDIBOT_TASK_SOFT/HARD_TIME_LIMIT_SECONDS) are read by
+# the registry itself, which Dagster loads without Django: see validibot/core/tasks/registry.py.
 VALIDIBOT_PURGE_BATCH_SIZE = env.int("VALIDIBOT_PURGE_BATCH_SIZE", default=100)
 VALIDIBOT_PURGE_MAX_BATCHES = env.int("VALIDIBOT_PURGE_MAX_BATCHES", default=10)
 VALIDIBOT_PURGE_RETRY_BATCH_SIZE = env.int("VALIDIBOT_PURGE_RETRY_BATCH_SIZE", default=50)

@@ -51,6 +51,28 @@ def _default_timezone() -> str:
     return os.environ.get(TIMEZONE_ENV, "UTC")
 
 
+SOFT_LIMIT_ENV = "VALIDIBOT_TASK_SOFT_TIME_LIMIT_SECONDS"
+HARD_LIMIT_ENV = "VALIDIBOT_TASK_HARD_TIME_LIMIT_SECONDS"
+
+
+def _env_seconds(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise RegistryError(f"{name}={raw!r} must be a whole number of seconds") from None
+
+
+def _default_soft_limit() -> int:
+    return _env_seconds(SOFT_LIMIT_ENV, 25 * 60)
+
+
+def _default_hard_limit() -> int:
+    return _env_seconds(HARD_LIMIT_ENV, 30 * 60)
+
+
 @dataclass(frozen=True)
 class ScheduledAdminTaskDefinition:
     """One scheduled maintenance task.
@@ -84,8 +106,8 @@ class ScheduledAdminTaskDefinition:
     backends: frozenset[str] = ALL_BACKENDS
     max_retries: int = 3
     retry_delay_seconds: int = 30
-    soft_time_limit_seconds: int = 25 * 60
-    hard_time_limit_seconds: int = 30 * 60
+    soft_time_limit_seconds: int = field(default_factory=_default_soft_limit)
+    hard_time_limit_seconds: int = field(default_factory=_default_hard_limit)
     queue: str = DEFAULT_QUEUE
 
     @property
