@@ -17,15 +17,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOCAL_HOME = REPO_ROOT / ".dagster_home"
 LOCAL_INSTANCE_YAML = """\
-# Written by validibot-ops for the embedded default: SQLite storage under this folder,
-# runs launched immediately (no daemon needed for the demo), telemetry off.
-# Production uses the repository's dagster.yaml (Postgres, queued runs, run monitoring).
-telemetry:
-  enabled: false
-"""
-DEV_INSTANCE_YAML = """\
-# Written by validibot-ops dev: SQLite storage, queued runs limited to one per task
-# (the same tag limit as production), telemetry off.
+# Written by validibot-ops (demo, dev) for the embedded default: SQLite storage under this
+# folder, queued runs limited to one per task (the same tag limit as production), telemetry
+# off. Production uses the repository's dagster.yaml (Postgres, run monitoring).
 telemetry:
   enabled: false
 run_coordinator:
@@ -132,7 +126,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     _embedded_default()
-    _local_home(DEV_INSTANCE_YAML)
+    _local_home(LOCAL_INSTANCE_YAML)
     env = _venv_bin_on_path(dict(os.environ))
     dagster = shutil.which("dagster", path=env["PATH"])
     if dagster is None:
@@ -206,9 +200,10 @@ def cmd_sync_schedules(args: argparse.Namespace) -> int:
 
     workspace = [Path(p) for p in args.workspace] or [DEFAULT_WORKSPACE]
     try:
-        with dg.DagsterInstance.get() as instance, instance_schedules(
-            instance, workspace
-        ) as schedules:
+        with (
+            dg.DagsterInstance.get() as instance,
+            instance_schedules(instance, workspace) as schedules,
+        ):
             plan = plan_for(schedules)
             if args.check or args.dry_run:
                 print(plan.render())
