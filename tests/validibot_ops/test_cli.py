@@ -58,6 +58,15 @@ def test_demo_runs_every_job_once_and_prints_the_table(tmp_path):
     assert re.search(r"^purge_expired_submissions\s+SUCCESS\s+purged=10", result.stdout, re.M)
     # History is kept in the local DAGSTER_HOME: the UI of `validibot-ops dev` will show it.
     assert (tmp_path / "home" / "history").is_dir()
+    # The README shows this table; apart from run ids it must be what a reader gets.
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"```\n(task .*?)\n\n9/9", readme, re.DOTALL).group(1)
+    printed = re.search(r"^(task .*?)\n\n9/9", result.stdout, re.DOTALL | re.MULTILINE).group(1)
+
+    def without_run_ids(table: str) -> list[str]:
+        return [line.rsplit(None, 1)[0].rstrip() for line in table.splitlines()]
+
+    assert without_run_ids(shown) == without_run_ids(printed)
 
 
 def test_dev_serves_the_nine_jobs_and_running_schedules(tmp_path):
