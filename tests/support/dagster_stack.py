@@ -33,11 +33,11 @@ VENV_BIN = Path(sys.executable).parent
 TEST_TASK_MODULE = "tests.support.testapp.tasks"
 
 
-def _admin_connect():
+def _admin_connect(port: int = PG_PORT):
     import psycopg
 
     return psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True
+        host=PG_HOST, port=port, user=PG_USER, dbname="postgres", autocommit=True
     )
 
 
@@ -49,14 +49,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def create_database(name: str) -> None:
-    with _admin_connect() as conn:
+def create_database(name: str, port: int = PG_PORT) -> None:
+    with _admin_connect(port) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def drop_database(name: str) -> None:
-    with _admin_connect() as conn:
+def drop_database(name: str, port: int = PG_PORT) -> None:
+    with _admin_connect(port) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -120,6 +120,7 @@ class DagsterStack:
     django_db: str
     dagster_db: str
     processes: list[ManagedProcess] = field(default_factory=list)
+    pg_port: int = PG_PORT
 
     @classmethod
     def create(
@@ -130,7 +131,11 @@ class DagsterStack:
         task_modules: Sequence[str] = (TEST_TASK_MODULE,),
         extra_env: dict[str, str] | None = None,
         instance_yaml: Path | None = None,
+        pg_port: int = PG_PORT,
+        redis_url: str | None = None,
     ) -> DagsterStack:
+        """``pg_port`` / ``redis_url`` point the stack at private servers (fault tests restart
+        them); by default it uses the shared ones on 5432 / 6379."""
         suffix = uuid.uuid4().hex[:8]
         django_db, dagster_db = f"vb_it_django_{suffix}", f"vb_it_dagster_{suffix}"
         home = root / "dagster_home"
@@ -150,11 +155,11 @@ class DagsterStack:
                 "PYTHONPATH": str(REPO_ROOT),
                 "DAGSTER_HOME": str(home),
                 "DAGSTER_PG_HOST": PG_HOST,
-                "DAGSTER_PG_PORT": str(PG_PORT),
+                "DAGSTER_PG_PORT": str(pg_port),
                 "DAGSTER_PG_USER": PG_USER,
                 "DAGSTER_PG_PASSWORD": "unused-trust-auth",
                 "DAGSTER_PG_DB": dagster_db,
-                "DATABASE_URL": f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{django_db}",
+                "DATABASE_URL": f"postgres://{PG_USER}@{PG_HOST}:{pg_port}/{django_db}",
                 "DJANGO_SETTINGS_MODULE": "config.settings.test",
                 "VALIDIBOT_MEDIA_ROOT": str(root / "media"),
                 "VALIDIBOT_EXECUTOR": executor,
@@ -164,11 +169,11 @@ class DagsterStack:
             }
         )
         if executor == "celery":
-            env["REDIS_URL"] = f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
+            env["REDIS_URL"] = redis_url or f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
         env.update(extra_env or {})
-        create_database(django_db)
-        create_database(dagster_db)
-        stack = cls(root=root, env=env, django_db=django_db, dagster_db=dagster_db)
+        create_database(django_db, pg_port)
+        create_database(dagster_db, pg_port)
+        stack = cls(root=root, env=env, django_db=django_db, dagster_db=dagster_db, pg_port=pg_port)
         stack.manage("migrate", "-v0")
         return stack
 
@@ -187,8 +192,8 @@ class DagsterStack:
                 import redis
 
                 redis.Redis.from_url(self.env["REDIS_URL"]).flushdb()
-        drop_database(self.django_db)
-        drop_database(self.dagster_db)
+        drop_database(self.django_db, self.pg_port)
+        drop_database(self.dagster_db, self.pg_port)
 
     # -- running things -----------------------------------------------------------------
     def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -302,7 +307,7 @@ class DagsterStack:
         import psycopg
 
         with psycopg.connect(
-            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=self.django_db, autocommit=True
+            host=PG_HOST, port=self.pg_port, user=PG_USER, dbname=self.django_db, autocommit=True
         ) as conn:
             cur = conn.execute(query, params or None)
             return cur.fetchall() if cur.description else []

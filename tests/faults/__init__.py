@@ -1,0 +1,1 @@
+"""The fault and abuse suite: worker kills, restarts, overlapping triggers, bad input."""

@@ -1,0 +1,61 @@
+"""Fixtures of the fault suite: a production-like stack with a fast run-monitoring clock.
+
+The stack uses the shared Postgres and Redis (it never restarts them); the restart tests
+build their own stack on private servers (``private_services``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.faults import figures
+from tests.faults.helpers import (
+    FAULT_TASK_MODULE,
+    PURGE_LOG_ENV,
+    write_fault_instance_yaml,
+    write_overrides,
+)
+from tests.support.dagster_stack import DagsterStack
+
+REPORT_ENV = "VALIDIBOT_FAULTS_REPORT"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_figures():
+    figures.reset()
+
+
+@pytest.fixture(scope="package")
+def fault_stack(postgres_service, redis_service, tmp_path_factory):
+    """Celery on the shared Redis, Postgres storage, the daemon and the webserver; no worker
+    (each test starts and kills its own). Built-in schedules are paused by an override file."""
+    root = tmp_path_factory.mktemp("fault-stack")
+    extra_env = {
+        PURGE_LOG_ENV: str(root / "purge-commits.log"),
+        "VALIDIBOT_SCHEDULE_OVERRIDES": str(write_overrides(root)),
+    }
+    with DagsterStack.create(
+        root,
+        executor="celery",
+        task_modules=(FAULT_TASK_MODULE,),
+        extra_env=extra_env,
+        instance_yaml=write_fault_instance_yaml(root),
+    ) as stack:
+        stack.start_daemon()
+        _, stack.url = stack.start_webserver()
+        yield stack
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Render the figures to test-artifacts/faults/reliability.md whenever fault tests ran,
+    and to docs/reliability.md too when ``VALIDIBOT_FAULTS_REPORT=1`` (the committed copy)."""
+    ran = any(item.nodeid.startswith("tests/faults/") for item in session.items)
+    if not ran or not figures.load():
+        return
+    from tests.faults.report import DOC, render
+
+    render(out=figures.FIGURES_DIR / "reliability.md")
+    if os.environ.get(REPORT_ENV, "").lower() in {"1", "true", "yes"}:
+        render(out=DOC)

@@ -1,0 +1,194 @@
+"""A Celery worker killed mid-op, and a step that arrives after its run was terminated.
+
+What ends a run whose worker died: the step's message stays unacknowledged in Redis (acks
+late), but Redis redelivers it only after the visibility timeout (over an hour), so it is run
+monitoring that fails the run once its ``dagster/max_runtime`` (the task's hard limit) passes,
+and run retries that launch it again as a new run on the surviving worker. When the old step
+is finally redelivered, the op guard refuses it because its run is over.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import redis
+
+from tests.faults import figures
+from tests.faults.helpers import (
+    PURGE_LOG_ENV,
+    SLOW_PURGE,
+    Clock,
+    purge_log,
+    run_failure_message,
+    runs_of,
+    seed_submissions,
+    step_failure_messages,
+    stuck_runs,
+    submission_state,
+    wait_runs_finished,
+)
+from tests.support.services import wait_until
+from validibot.core.dagster_client import DagsterClient
+
+pytestmark = [pytest.mark.services, pytest.mark.timeout(420)]
+
+EXPIRED, FRESH, BATCH = 60, 20, 5
+PURGE_ARGS = ["--batch-size", str(BATCH), "--max-batches", "0", "--pause", "0.2"]
+HARD_LIMIT_S = 30  # tests/support/testapp/fault_tasks.py
+
+
+def _reset(stack) -> Path:
+    seed_submissions(stack, EXPIRED, FRESH)
+    log = Path(stack.env[PURGE_LOG_ENV])
+    log.write_text("")
+    return log
+
+
+def _broker(stack) -> redis.Redis:
+    return redis.Redis.from_url(stack.env["REDIS_URL"])
+
+
+def _redeliver_unacked(stack) -> int:
+    """Do what Redis does once the visibility timeout passes: put every unacknowledged
+    message back on its queue (kombu keeps them in the ``unacked`` hash)."""
+    broker = _broker(stack)
+    restored = 0
+    for tag, raw in broker.hgetall("unacked").items():
+        message, _exchange, routing_key = json.loads(raw)
+        broker.lpush(routing_key, json.dumps(message))
+        broker.hdel("unacked", tag)
+        broker.zrem("unacked_index", tag)
+        restored += 1
+    return restored
+
+
+def test_a_worker_killed_mid_purge_ends_the_run_and_a_retry_finishes_the_work(fault_stack):
+    stack = fault_stack
+    log = _reset(stack)
+    worker = stack.start_worker("default", name="doomed")
+    client = DagsterClient(stack.url, timeout=30)
+    run_id = client.launch_task(SLOW_PURGE, trigger="fault-test", extra_args=PURGE_ARGS)
+
+    # Kill once two batches are committed: the third is open, mid-transaction.
+    wait_until(lambda: sum(purge_log(log).values()) >= 2 * BATCH, 90, what="two batches")
+    worker.kill(signal.SIGKILL)
+    clock = Clock()
+    worker.popen.wait(timeout=10)
+    time.sleep(1)  # Postgres notices the dead client and rolls its batch back
+    at_kill = submission_state(stack)
+    committed_at_kill = sum(purge_log(log).values())
+    survivor = stack.start_worker("default", name="survivor")
+
+    # The killed run is failed by run monitoring and retried once as a new run.
+    records = wait_runs_finished(stack, SLOW_PURGE, 2, timeout=HARD_LIMIT_S + 120)
+    resolved_after = clock()
+    by_id = {r.dagster_run.run_id: r.dagster_run for r in records}
+    original = by_id[run_id]
+    [retry] = [r for r in by_id.values() if r.tags.get("dagster/parent_run_id") == run_id]
+    reason = run_failure_message(stack, run_id)
+
+    # Then the killed step's message comes back (as after the visibility timeout), to a
+    # worker started since: the revoke the terminated run broadcast reached only the workers
+    # alive at the time and lives in their memory, so only the op guard stands in the way.
+    survivor.stop()
+    reborn = stack.start_worker("default", name="reborn")
+    restored = _redeliver_unacked(stack)
+    wait_until(
+        lambda: any("already" in m for m in step_failure_messages(stack, run_id)),
+        60,
+        what="the redelivered step to be refused",
+    )
+    refusals = [m for m in step_failure_messages(stack, run_id) if "already" in m]
+    final = submission_state(stack)
+    commits = purge_log(log)
+    doubles = sum(n - 1 for n in commits.values() if n > 1)
+    lost = (FRESH - final["fresh_intact"]) + (EXPIRED + FRESH - final["total"])
+    figures.fault(
+        "Celery worker SIGKILLed mid-batch (slow purge)",
+        survived=retry.status == dg.DagsterRunStatus.SUCCESS and final["purged"] == EXPIRED,
+        outcome=f"run FAILURE ({reason.split('.')[0]}), retry {retry.status.value}; "
+        f"redelivered step refused",
+        guards=["acks late", "run monitoring", "run retries", "op guard", "batch transactions"],
+        runs_stuck=stuck_runs(stack, SLOW_PURGE),
+        rows_lost=lost,
+        rows_double=doubles,
+        seconds=resolved_after,
+    )
+
+    assert original.status == dg.DagsterRunStatus.FAILURE
+    assert "Exceeded maximum runtime" in reason, reason
+    assert retry.status == dg.DagsterRunStatus.SUCCESS, run_failure_message(stack, retry.run_id)
+    # Every batch was applied whole or not at all: the killed one left nothing half done.
+    assert at_kill["purged"] % BATCH == 0 and at_kill["purged"] >= committed_at_kill, at_kill
+    assert at_kill["half_marked"] == at_kill["half_cleared"] == 0, at_kill
+    # Nothing lost, nothing purged twice, nothing purged that should stay.
+    assert final == {
+        "total": EXPIRED + FRESH,
+        "purged": EXPIRED,
+        "unpurged": 0,
+        "fresh_intact": FRESH,
+        "half_marked": 0,
+        "half_cleared": 0,
+    }
+    assert sum(commits.values()) == EXPIRED and doubles == 0
+    assert restored == 1 and refusals, restored
+    assert f"is already {dg.DagsterRunStatus.FAILURE.value}" in refusals[0]
+    assert worker.popen.returncode == -signal.SIGKILL
+    assert reborn.alive()
+    reborn.stop()
+
+
+def test_a_step_queued_before_its_run_was_terminated_is_refused_by_the_op_guard(fault_stack):
+    """dagster-io/dagster#23222: terminating a run does not remove its queued Celery step."""
+    stack = fault_stack
+    log = _reset(stack)
+    broker = _broker(stack)
+    client = DagsterClient(stack.url, timeout=30)
+    before = submission_state(stack)
+    run_id = client.launch_task(SLOW_PURGE, trigger="fault-test", extra_args=PURGE_ARGS)
+    # No worker consumes "default": the step waits in Redis while the run is STARTED.
+    wait_until(lambda: broker.llen("default") >= 1, 90, what="the step queued in Redis")
+    clock = Clock()
+    data = client.execute(
+        "mutation($runId: String!) { terminateRun(runId: $runId) { __typename "
+        "... on TerminateRunFailure { message } ... on PythonError { message } } }",
+        {"runId": run_id},
+    )
+    assert data["terminateRun"]["__typename"] == "TerminateRunSuccess", data
+    [record] = wait_runs_finished(stack, SLOW_PURGE, 1, timeout=60)
+    assert record.dagster_run.status == dg.DagsterRunStatus.CANCELED
+    still_queued = broker.llen("default")
+
+    worker = stack.start_worker("default", name="late")
+    wait_until(
+        lambda: (
+            broker.llen("default") == 0
+            and any("already" in m for m in step_failure_messages(stack, run_id))
+        ),
+        60,
+        what="the late step to be consumed and refused",
+    )
+    refusals = [m for m in step_failure_messages(stack, run_id) if "already" in m]
+    after = submission_state(stack)
+    figures.fault(
+        "Run terminated while its step waited in Redis; worker started afterwards",
+        survived=bool(refusals) and after == before,
+        outcome="late step refused: " + (refusals[0] if refusals else "NOT refused"),
+        guards=["op guard"],
+        runs_stuck=stuck_runs(stack, SLOW_PURGE),
+        rows_lost=0 if after == before else abs(after["purged"] - before["purged"]),
+        rows_double=0,
+        seconds=clock(),
+    )
+    assert still_queued == 1, "terminating the run removed the queued step after all"
+    assert "is already CANCELED" in refusals[0], refusals
+    assert after == before and sum(purge_log(log).values()) == 0
+    assert [r.dagster_run.status for r in runs_of(stack, SLOW_PURGE)] == [
+        dg.DagsterRunStatus.CANCELED
+    ], "a terminated run must not be retried"
+    worker.stop()
