@@ -23,6 +23,17 @@ from validibot_ops.sensors import build_sensors
 from validibot_ops.tags import ASSET_PREFIX
 
 
+def _asset_description(task) -> str:
+    """What the task does and what each plotted count means (Markdown, shown in the catalog)."""
+    lines = [f"Counts reported by each run of `{task.id}`: {task.description or task.name}"]
+    if task.count_descriptions:
+        lines.append("")
+        lines += [f"- **{name}**: {text}" for name, text in task.count_descriptions]
+    lines.append("")
+    lines.append("Plots: this asset's Plots tab; dry runs are recorded as observations.")
+    return "\n".join(lines)
+
+
 def build_definitions() -> dg.Definitions:
     tasks = get_admin_tasks_for_backend(BACKEND_DAGSTER)
     overrides = load_overrides(known_ids={t.id for t in tasks})
@@ -35,9 +46,10 @@ def build_definitions() -> dg.Definitions:
         assets=[
             dg.AssetSpec(
                 task_asset_key(t),
-                description=f"Counts reported by each run of {t.id}: {t.description or t.name}",
+                description=_asset_description(t),
                 group_name=ASSET_PREFIX,
                 kinds={"django"},
+                metadata={f"count: {name}": text for name, text in t.count_descriptions},
             )
             for t in tasks
         ],

@@ -152,3 +152,15 @@ def test_the_celery_executor_is_chosen_from_the_environment(monkeypatch):
     monkeypatch.setenv("VALIDIBOT_EXECUTOR", "kubernetes")
     with pytest.raises(executors.ExecutorConfigError, match="kubernetes"):
         executors.executor_kind()
+
+
+@pytest.mark.parametrize("task", SCHEDULED_ADMIN_TASKS, ids=lambda t: t.id)
+def test_every_count_a_command_reports_is_described_for_the_ui(task: ScheduledAdminTaskDefinition):
+    from django.core.management import get_commands, load_command_class
+
+    command = load_command_class(get_commands()[task.command], task.command)
+    described = [name for name, _text in task.count_descriptions]
+    assert described == list(command.count_names)
+    spec = {s.key: s for s in DEFS.assets}[task_asset_key(task)]
+    for name in described:
+        assert f"**{name}**" in spec.description

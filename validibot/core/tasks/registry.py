@@ -93,6 +93,8 @@ class ScheduledAdminTaskDefinition:
         soft_time_limit_seconds: past this the run is reported as slow.
         hard_time_limit_seconds: past this the run is stopped as failed.
         queue: the Celery queue its op runs on in the production topology.
+        count_descriptions: ``(count name, meaning)`` pairs for the counts the command's
+            summary reports; shown with the per-task asset whose plots track them.
     """
 
     id: str
@@ -109,6 +111,7 @@ class ScheduledAdminTaskDefinition:
     soft_time_limit_seconds: int = field(default_factory=_default_soft_limit)
     hard_time_limit_seconds: int = field(default_factory=_default_hard_limit)
     queue: str = DEFAULT_QUEUE
+    count_descriptions: tuple[tuple[str, str], ...] = ()
 
     @property
     def api_path(self) -> str:
@@ -161,6 +164,11 @@ def _problems(task: ScheduledAdminTaskDefinition) -> Iterable[str]:
         yield f"backends {sorted(task.backends)} must be a non-empty subset of {sorted(ALL_BACKENDS)}"  # noqa: E501
     if not isinstance(task.args, tuple) or not all(isinstance(a, str) for a in task.args):
         yield "args must be a tuple of strings"
+    if not isinstance(task.count_descriptions, tuple) or not all(
+        isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
+        for pair in task.count_descriptions
+    ):
+        yield "count_descriptions must be a tuple of (count name, meaning) string pairs"
     if task.max_retries < 0 or task.retry_delay_seconds < 0:
         yield "max_retries and retry_delay_seconds must be >= 0"
     if not 0 < task.soft_time_limit_seconds <= task.hard_time_limit_seconds:
@@ -177,6 +185,12 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
         cron="0 * * * *",
         description="Remove the content and stored files of submissions past their retention; "
         "the row stays for audit.",
+        count_descriptions=(
+            ("purged", "rows whose content and stored files were removed (rows stay for audit)"),
+            ("failed", "stored files that could not be deleted; each is queued as a purge retry"),
+            ("skipped_busy", "due rows left alone because a validation run still uses them"),
+            ("batches", "batches processed in this run"),
+        ),
     ),
     ScheduledAdminTaskDefinition(
         id="purge_expired_outputs",
@@ -184,6 +198,12 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
         command="purge_expired_outputs",
         cron="0 * * * *",
         description="Remove the content and stored files of validation outputs past their expiry.",
+        count_descriptions=(
+            ("purged", "rows whose content and stored files were removed (rows stay for audit)"),
+            ("failed", "stored files that could not be deleted; each is queued as a purge retry"),
+            ("skipped_busy", "due rows left alone because a validation run still uses them"),
+            ("batches", "batches processed in this run"),
+        ),
     ),
     ScheduledAdminTaskDefinition(
         id="process_purge_retries",
@@ -191,6 +211,13 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
         command="process_purge_retries",
         cron="*/5 * * * *",
         description="Retry purges whose storage deletion failed, with capped exponential backoff.",
+        count_descriptions=(
+            ("succeeded", "queued retries whose deletion now worked"),
+            ("already_purged", "retries whose row had been purged meanwhile (retry dropped)"),
+            ("deferred", "retries whose row is busy again, pushed back without an attempt"),
+            ("failed", "retries that failed again in this run (capped backoff)"),
+            ("over_threshold", "retries past the alert threshold: a rising line needs a human"),
+        ),
     ),
     ScheduledAdminTaskDefinition(
         id="cleanup_stuck_runs",
@@ -198,6 +225,9 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
         command="cleanup_stuck_runs",
         cron="*/10 * * * *",
         description="Mark validation runs that hung in RUNNING past the timeout as TIMED_OUT.",
+        count_descriptions=(
+            ("timed_out", "runs stuck in RUNNING past the timeout, now TIMED_OUT"),
+        ),
     ),
     ScheduledAdminTaskDefinition(
         id="cleanup_orphaned_containers",
@@ -205,6 +235,13 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
         command="cleanup_containers",
         cron="*/10 * * * *",
         description="Remove validator containers that outlived their runs (Docker Compose only).",
+        count_descriptions=(
+            ("examined", "managed validator containers found"),
+            ("removed", "orphaned containers removed"),
+            ("kept", "containers still in use or within the grace period"),
+            ("errors", "containers that could not be removed (the run fails)"),
+            ("engine_unreachable", "1 when no Docker engine answered (nothing examined)"),
+        ),
         backends=frozenset({BACKEND_DAGSTER}),
         queue=DOCKER_QUEUE,
     ),
@@ -214,6 +251,7 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
         command="cleanup_idempotency_keys",
         cron="0 3 * * *",
         description="Delete idempotency keys past their 24-hour lifetime.",
+        count_descriptions=(("deleted", "expired rows deleted"),),
     ),
     ScheduledAdminTaskDefinition(
         id="cleanup_callback_receipts",
@@ -221,6 +259,7 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
         command="cleanup_callback_receipts",
         cron="0 4 * * 0",
         description="Delete validator callback receipts older than the retention window (30 days).",
+        count_descriptions=(("deleted", "expired rows deleted"),),
     ),
     ScheduledAdminTaskDefinition(
         id="clear_sessions",
@@ -228,6 +267,7 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
         command="clearsessions",
         cron="0 2 * * *",
         description="Delete expired Django sessions.",
+        count_descriptions=(("deleted", "expired rows deleted"),),
     ),
     ScheduledAdminTaskDefinition(
         id="send_periodic_emails",
@@ -235,6 +275,11 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
         command="send_periodic_emails",
         cron="0 */6 * * *",
         description="Run every registered periodic email handler (none in the community edition).",
+        count_descriptions=(
+            ("handlers", "registered periodic-email handlers run"),
+            ("sent", "emails sent"),
+            ("handler_errors", "handlers that raised (the run fails)"),
+        ),
     ),
 )
 
