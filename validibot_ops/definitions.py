@@ -30,7 +30,7 @@ def _asset_description(task) -> str:
         lines.append("")
         lines += [f"- **{name}**: {text}" for name, text in task.count_descriptions]
     lines.append("")
-    lines.append("Plots: this asset's Plots tab; dry runs are recorded as observations.")
+    lines.append("Plots: Overview -> Metadata -> Plots. Dry runs are recorded as observations.")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ test-artifacts/ui/.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -58,9 +59,11 @@ def ui_stack(postgres_service, tmp_path_factory):
 
 
 def _dismiss_welcome(page) -> None:
-    skip = page.get_by_role("button", name="Skip")
-    if skip.count():
-        skip.first.click()
+    """Dagster's one-time "join the community" dialog opens a moment after the first page."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):
+        page.get_by_role("button", name="Skip").first.click(timeout=4000)
 
 
 def _stored_status(stack, schedule_name: str):
@@ -103,4 +106,34 @@ def test_the_ui_lists_every_schedule_and_a_toggle_stops_one(browser, ui_stack):
     page.screenshot(path=str(ARTIFACTS / "schedule-stopped.png"))
     # Only the toggled schedule changed.
     assert _stored_status(stack, "purge_expired_submissions_schedule") is None
+    page.close()
+
+
+def test_the_asset_page_plots_each_runs_counts_with_their_legend(browser, ui_stack):
+    """The per-task asset: the count legend from the registry, and one plot per count."""
+    stack, url = ui_stack
+    for _ in range(3):
+        stack.manage("seed_demo_data", "--no-files")
+        result = stack.run_cli(
+            [
+                "dagster",
+                "job",
+                "execute",
+                "-m",
+                "validibot_ops.definitions",
+                "-j",
+                "purge_expired_submissions",
+            ]
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(f"{url}/assets/validibot_maintenance/purge_expired_submissions")
+    page.get_by_text("Asset history").wait_for(timeout=60_000)
+    _dismiss_welcome(page)
+    assert page.get_by_text("rows whose content and stored files were removed").count() >= 1
+    page.get_by_role("button", name="Plots").click()
+    for count in ("purged", "skipped_busy", "batches", "duration_s"):
+        page.get_by_text(count, exact=True).first.wait_for(timeout=30_000)
+    page.locator("text=Metadata").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "asset-plots.png"), full_page=True)
     page.close()
