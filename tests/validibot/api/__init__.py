@@ -1,0 +1,1 @@
+"""The authenticated HTTP trigger (POST /api/v1/scheduled/<id>/)."""
