@@ -1,7 +1,9 @@
 """Fixtures of the fault suite: a production-like stack with a fast run-monitoring clock.
 
-The stack uses the shared Postgres and Redis (it never restarts them); the restart tests
-build their own stack on private servers (``private_services``).
+The stack keeps its Django and Dagster databases on the shared Postgres (it never restarts
+it) but has a private Redis: the tests inspect and re-queue broker messages, and the shared
+server's few spare db numbers could let another suite's workers take our steps. The restart
+tests build their own stack on private servers (``private_services``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tests.faults.helpers import (
     write_fault_instance_yaml,
     write_overrides,
 )
+from tests.faults.private_services import private_redis
 from tests.support.dagster_stack import DagsterStack
 
 REPORT_ENV = "VALIDIBOT_FAULTS_REPORT"
@@ -28,21 +31,25 @@ def _fresh_figures():
 
 
 @pytest.fixture(scope="package")
-def fault_stack(postgres_service, redis_service, tmp_path_factory):
-    """Celery on the shared Redis, Postgres storage, the daemon and the webserver; no worker
+def fault_stack(postgres_service, tmp_path_factory):
+    """Celery on a private Redis, Postgres storage, the daemon and the webserver; no worker
     (each test starts and kills its own). Built-in schedules are paused by an override file."""
     root = tmp_path_factory.mktemp("fault-stack")
     extra_env = {
         PURGE_LOG_ENV: str(root / "purge-commits.log"),
         "VALIDIBOT_SCHEDULE_OVERRIDES": str(write_overrides(root)),
     }
-    with DagsterStack.create(
-        root,
-        executor="celery",
-        task_modules=(FAULT_TASK_MODULE,),
-        extra_env=extra_env,
-        instance_yaml=write_fault_instance_yaml(root),
-    ) as stack:
+    with (
+        private_redis() as broker,
+        DagsterStack.create(
+            root,
+            executor="celery",
+            redis_url=broker.url,
+            task_modules=(FAULT_TASK_MODULE,),
+            extra_env=extra_env,
+            instance_yaml=write_fault_instance_yaml(root),
+        ) as stack,
+    ):
         stack.start_daemon()
         _, stack.url = stack.start_webserver()
         yield stack
