@@ -191,6 +191,7 @@ def main() -> int:
     count, repeat = (100, 1) if args.quick else (args.tasks, args.repeat)
     task_dir = Path(tempfile.mkdtemp(prefix="validibot-bench-tasks-"))
     (task_dir / f"{MODULE_NAME}.py").write_text(TASK_MODULE.format(count=count))
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"registry scale bench: {count:,} downstream tasks, fastest of {repeat} run(s)")
     print(HEADER)
     try:
@@ -201,7 +202,7 @@ def main() -> int:
         shutil.rmtree(task_dir, ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
-    print()
+    print(f"\nload average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(ratio_line(rows, count))
     return 0
 

@@ -35,7 +35,10 @@ def last_line(stdout: str) -> str:
 
 
 def test_every_bench_has_a_smoke_run():
-    assert {path.name for path in BENCH.glob("*.py")} == set(SMOKE_ARGS)
+    """A bench in bench/ is named by some smoke test here (this file or its own test module)."""
+    smoke_sources = "".join(path.read_text() for path in Path(__file__).parent.glob("test_*.py"))
+    missing = [path.name for path in BENCH.glob("*.py") if path.name not in smoke_sources]
+    assert not missing, f"benches without a --quick smoke test: {missing}"
 
 
 @pytest.mark.postgres
