@@ -176,7 +176,7 @@ def build_dead_mans_switch_sensor(
         now = clock()
         state = SwitchState.load(context.cursor)
         grace = grace_intervals_from_env()
-        channels = build_channels(prepare_django=lambda: context.resources.django)
+        channels = build_channels(prepare_django=lambda: context.resources.django.ensure_django())
         counts = {"watched": 0, "alerted": 0, "raised": 0, "cleared": 0}
         for task in tasks:
             if not task.enabled:
@@ -295,7 +295,7 @@ def build_run_failure_sensor(tasks: Sequence[ScheduledAdminTaskDefinition]) -> d
             error=failure_error(context),
             ui_url=ui_link(f"runs/{run.run_id}"),
         )
-        deliver(alert, build_channels(), context.log)
+        deliver(alert, build_channels(prepare_django=django.ensure_django), context.log)
         # Returning nothing lets Dagster handle the next failed run in this same tick
         # (a returned value ends the tick after one run).
         return None
