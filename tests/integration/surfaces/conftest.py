@@ -29,6 +29,16 @@ class Surfaces:
     def sync(self, *args: str, env: dict[str, str] | None = None):
         return self.manage("sync_schedules", "--url", self.url, *args, env=env)
 
+    def wait(self, run_id: str, timeout: float = 150):
+        """Wait for a run; a timeout fails with the daemon's log tail (if a daemon runs)."""
+        from validibot.core.dagster_client import RunTimeout
+
+        try:
+            return self.client.wait_for_run(run_id, timeout=timeout)
+        except RunTimeout as exc:
+            logs = [p.log()[-4000:] for p in self.stack.processes if p.name == "daemon"]
+            raise AssertionError(f"{exc}\n--- daemon log ---\n{''.join(logs)}") from exc
+
     def ops(self, *args: str):
         """``validibot-ops <args>`` in the stack's environment."""
         return self.stack.run_cli(["validibot-ops", *args], timeout=180)

@@ -42,3 +42,18 @@ def live(tokens, dagster_stack):
     tokens.VALIDIBOT_DAGSTER_URL = dagster_stack.url
     tokens.VALIDIBOT_DAGSTER_UI_URL = "https://dagster.example.com"
     return DagsterClient(dagster_stack.url)
+
+
+@pytest.fixture
+def wait_for_run(live, dagster_stack):
+    """``wait_for_run(run_id)`` -> RunInfo; a timeout fails with the daemon's log tail."""
+    from validibot.core.dagster_client import RunTimeout
+
+    def wait(run_id: str, timeout: float = 150):
+        try:
+            return live.wait_for_run(run_id, timeout=timeout)
+        except RunTimeout as exc:
+            daemon = next(p for p in dagster_stack.processes if p.name == "daemon")
+            raise AssertionError(f"{exc}\n--- daemon log ---\n{daemon.log()[-4000:]}") from exc
+
+    return wait

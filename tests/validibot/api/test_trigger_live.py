@@ -22,7 +22,7 @@ def trigger(client, task="clear_sessions", body="{}", token=TOKEN, **headers):
     )
 
 
-def test_202_and_the_run_executes_with_the_http_tag(client, live, caplog):
+def test_202_and_the_run_executes_with_the_http_tag(client, live, caplog, wait_for_run):
     caplog.set_level(logging.DEBUG)
     response = trigger(client)
 
@@ -33,7 +33,7 @@ def test_202_and_the_run_executes_with_the_http_tag(client, live, caplog):
     assert body["ui_url"] == f"https://dagster.example.com/runs/{run_id}"
     assert body["status_url"] == f"http://testserver/api/v1/scheduled/clear_sessions/runs/{run_id}/"
 
-    run = live.wait_for_run(run_id, timeout=150)
+    run = wait_for_run(run_id)
     assert run.status == "SUCCESS"
     assert run.tags["validibot/trigger"] == "http"
     assert run.tags["validibot/task"] == "clear_sessions"
@@ -48,24 +48,24 @@ def test_202_and_the_run_executes_with_the_http_tag(client, live, caplog):
     assert TOKEN not in caplog.text
 
 
-def test_a_run_status_is_only_shown_under_its_own_task(client, live):
+def test_a_run_status_is_only_shown_under_its_own_task(client, live, wait_for_run):
     run_id = trigger(client, body='{"dry_run": true}').json()["run_id"]
     wrong = client.get(
         f"/api/v1/scheduled/purge_expired_submissions/runs/{run_id}/",
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
     assert wrong.status_code == 404
-    live.wait_for_run(run_id, timeout=150)
+    wait_for_run(run_id)
     assert live.run_summary(run_id)["dry_run"] is True
 
 
-def test_a_scoped_token_launches_its_own_task(client, live):
+def test_a_scoped_token_launches_its_own_task(client, live, wait_for_run):
     response = trigger(client, token=SCOPED_TOKEN)
     assert response.status_code == 202
-    assert live.wait_for_run(response.json()["run_id"], timeout=150).status == "SUCCESS"
+    assert wait_for_run(response.json()["run_id"]).status == "SUCCESS"
 
 
-def test_an_idempotency_key_returns_the_same_run(client, live, clock):
+def test_an_idempotency_key_returns_the_same_run(client, live, clock, wait_for_run):
     before = {r.run_id for r in live.recent_runs("cleanup_idempotency_keys", limit=50)}
     key = {"Idempotency-Key": "cloud-scheduler-2026-11-25T12:00"}
 
@@ -88,7 +88,7 @@ def test_an_idempotency_key_returns_the_same_run(client, live, clock):
     assert third.json()["run_id"] != first.json()["run_id"]
     assert IdempotencyKey.objects.count() == 1
     for response in (first, third):
-        live.wait_for_run(response.json()["run_id"], timeout=150)
+        wait_for_run(response.json()["run_id"])
 
 
 def test_a_webserver_that_stops_answering_is_503(client, live, dagster_stack):
