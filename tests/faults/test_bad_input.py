@@ -1,0 +1,244 @@
+"""Bad input: malformed command arguments, broken registry entries and overrides files,
+GraphQL launches of jobs that do not exist. Each is refused with a specific error and
+changes no row. (The HTTP trigger's bad inputs are tested in tests/validibot/api/ and
+tests/integration/surfaces/.)"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.faults import figures
+from tests.faults.helpers import rows_changed, table_counts
+from tests.support.dagster_stack import REPO_ROOT
+from validibot.core.dagster_client import DagsterClient, GraphQLError, JobNotFound
+from validibot.core.tasks.registry import SCHEDULED_ADMIN_TASKS
+
+pytestmark = [pytest.mark.services, pytest.mark.timeout(300)]
+
+COMMANDS = sorted({task.command for task in SCHEDULED_ADMIN_TASKS})
+MALFORMED = {
+    "--batch-size 0": (["--batch-size", "0"], "argument --batch-size: must be a positive integer"),
+    "--batch-size abc": (["--batch-size", "abc"], "argument --batch-size: must be an integer"),
+    "--max-batches -1": (["--max-batches", "-1"], "argument --max-batches: must be zero or"),
+    "--no-such-option": (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+}
+
+
+@pytest.fixture(scope="module")
+def seeded(fault_stack):
+    """Rows every command could touch, so a command that ran anyway would show."""
+    fault_stack.manage("seed_demo_data", "--no-files")
+    return fault_stack
+
+
+def test_every_command_refuses_malformed_arguments_and_changes_nothing(seeded):
+    stack = seeded
+    before = table_counts(stack)
+    cases = [(c, label) for c in COMMANDS for label in MALFORMED]
+
+    def run(case):
+        command, label = case
+        args, _ = MALFORMED[label]
+        return stack.run_cli([sys.executable, "manage.py", command, *args], timeout=120)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(run, cases))
+    changed = rows_changed(before, table_counts(stack))
+    failures = []
+    for (command, label), result in zip(cases, results, strict=True):
+        expected = MALFORMED[label][1]
+        rejected = result.returncode != 0 and expected in result.stderr
+        figures.bad_input(
+            f"`manage.py {command} {label}`",
+            rejected=rejected,
+            error=f"exit {result.returncode}: {result.stderr.strip().splitlines()[-1:]}",
+            rows_changed=changed,
+        )
+        if not rejected:
+            failures.append((command, label, result.returncode, result.stderr[-500:]))
+    assert not failures, failures
+    assert changed == 0
+
+
+def _module(directory: Path, name: str, body: str) -> str:
+    (directory / f"{name}.py").write_text(
+        "from validibot.core.tasks.registry import ScheduledAdminTaskDefinition as T\n"
+        "from validibot.core.tasks.registry import register_scheduled_admin_task as register\n"
+        + textwrap.dedent(body)
+    )
+    return name
+
+
+REGISTRY_CASES = {
+    "registry entry with a bad cron": (
+        "fault_bad_cron",
+        'register(T(id="fault_bad_cron", name="x", command="noop_task", cron="61 * * * *"))',
+        "fault_bad_cron",
+    ),
+    "registry entry with an unknown timezone": (
+        "fault_bad_tz",
+        'register(T(id="fault_bad_tz", name="x", command="noop_task", cron="0 * * * *",'
+        ' timezone="Mars/Olympus_Mons"))',
+        "Mars/Olympus_Mons",
+    ),
+    "registry entry with a duplicate id": (
+        "fault_duplicate",
+        'register(T(id="clear_sessions", name="again", command="noop_task", cron="0 * * * *"))',
+        "clear_sessions",
+    ),
+}
+
+OVERRIDE_CASES = {
+    "overrides file that is not JSON": ("bad.json", '{"clear_sessions": {"enabled": fal', "JSON"),
+    "overrides file that is not YAML": ("bad.yaml", "clear_sessions: [enabled: : false", "YAML"),
+    "overrides naming an unknown task": (
+        "unknown.json",
+        '{"no_such_task": {"enabled": false}}',
+        "no_such_task",
+    ),
+    "overrides with a bad cron": (
+        "cron.json",
+        '{"clear_sessions": {"cron": "every day"}}',
+        "every day",
+    ),
+}
+
+
+def _validate(stack, env: dict[str, str]):
+    argv = ["dagster", "definitions", "validate", "-m", "validibot_ops.definitions"]
+    return stack.run_cli(argv, timeout=180, env={"VALIDIBOT_EXECUTOR": "in_process", **env})
+
+
+def test_a_bad_registry_entry_or_overrides_file_stops_the_code_location(fault_stack, tmp_path):
+    stack = fault_stack
+    before = table_counts(stack)
+    pythonpath = os.pathsep.join([str(REPO_ROOT), str(tmp_path)])
+    cases: dict[str, tuple[dict[str, str], str]] = {}
+    for label, (module, body, needle) in REGISTRY_CASES.items():
+        _module(tmp_path, module, body)
+        cases[label] = ({"VALIDIBOT_TASK_MODULES": module, "PYTHONPATH": pythonpath}, needle)
+    for label, (name, text, needle) in OVERRIDE_CASES.items():
+        (tmp_path / name).write_text(text)
+        cases[label] = ({"VALIDIBOT_SCHEDULE_OVERRIDES": str(tmp_path / name)}, needle)
+    cases["control: the same stack validates cleanly"] = ({}, "")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(
+            zip(cases, pool.map(lambda c: _validate(stack, cases[c][0]), cases), strict=True)
+        )
+    changed = rows_changed(before, table_counts(stack))
+    control = results.pop("control: the same stack validates cleanly")
+    assert control.returncode == 0, control.stdout[-2000:] + control.stderr[-2000:]
+    failures = []
+    for label, result in results.items():
+        output = result.stdout + result.stderr
+        needle = cases[label][1]
+        rejected = result.returncode != 0 and needle in output
+        error = next((line for line in output.splitlines() if needle in line), output[-200:])
+        figures.bad_input(
+            f"{label} (`dagster definitions validate`)",
+            rejected=rejected,
+            error=f"exit {result.returncode}: {error.strip()}",
+            rows_changed=changed,
+        )
+        if not rejected:
+            failures.append((label, result.returncode, output[-800:]))
+    assert not failures, failures
+    assert changed == 0
+
+
+def test_a_registry_entry_naming_an_unknown_command(fault_stack, tmp_path):
+    """The registry is read without Django (habit 2), so it cannot see which commands exist:
+    the code location loads, and the run fails at once, without retries, naming the command."""
+    stack = fault_stack
+    before = table_counts(stack)
+    module = _module(
+        tmp_path,
+        "fault_unknown_command",
+        'register(T(id="fault_unknown_command", name="x", command="no_such_command",'
+        ' cron="0 0 1 1 *", enabled=False))',
+    )
+    env = {
+        "VALIDIBOT_TASK_MODULES": module,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(tmp_path)]),
+        "VALIDIBOT_EXECUTOR": "in_process",
+    }
+    validate = _validate(stack, env)
+    argv = ["dagster", "job", "execute", "-m", "validibot_ops.definitions"]
+    run = stack.run_cli([*argv, "-j", "fault_unknown_command"], timeout=180, env=env)
+    output = run.stdout + run.stderr
+    changed = rows_changed(before, table_counts(stack))
+    error = next((ln for ln in output.splitlines() if "no_such_command" in ln), output[-200:])
+    figures.bad_input(
+        "registry entry with an unknown command (loads; its run fails at once)",
+        rejected=run.returncode != 0 and "no_such_command" in output,
+        error=f"validate exit {validate.returncode}; run exit {run.returncode}: {error.strip()}",
+        rows_changed=changed,
+    )
+    assert validate.returncode == 0, "the code location now checks commands: update this test"
+    assert run.returncode != 0 and "Unknown command: 'no_such_command'" in output, output[-3000:]
+    assert "STEP_UP_FOR_RETRY" not in output
+    assert changed == 0
+
+
+def test_graphql_launches_of_unknown_jobs_or_bad_config_are_refused(fault_stack):
+    stack = fault_stack
+    client = DagsterClient(stack.url, timeout=30)
+    before = table_counts(stack)
+    with stack.instance() as instance:
+        runs_before = instance.get_runs_count()
+
+    with pytest.raises(JobNotFound) as not_found:
+        client.launch_task("no_such_task")
+    selector = dict(client.find_job("clear_sessions").__dict__)
+    data = client.execute(
+        "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename "
+        "... on PipelineNotFoundError { message } ... on Error { message } } }",
+        {
+            "p": {
+                "selector": {
+                    "repositoryLocationName": selector["location"],
+                    "repositoryName": selector["repository"],
+                    "jobName": "no_such_task",
+                },
+                "runConfigData": {},
+            }
+        },
+    )
+    with pytest.raises(GraphQLError) as bad_config:
+        client.launch_run(
+            "clear_sessions",
+            run_config={"ops": {"clear_sessions": {"config": {"extra_args": "--all"}}}},
+        )
+    with stack.instance() as instance:
+        runs_after = instance.get_runs_count()
+    changed = rows_changed(before, table_counts(stack)) + abs(runs_after - runs_before)
+    raw = data["launchRun"]
+    figures.bad_input(
+        "GraphQL launch of an unknown job (client)",
+        rejected=True,
+        error=f"JobNotFound: {not_found.value}",
+        rows_changed=changed,
+    )
+    figures.bad_input(
+        "GraphQL launchRun mutation naming an unknown job",
+        rejected=raw["__typename"] == "PipelineNotFoundError",
+        error=f"{raw['__typename']}: {raw.get('message', '')}",
+        rows_changed=changed,
+    )
+    figures.bad_input(
+        "GraphQL launch with run config of the wrong type",
+        rejected=True,
+        error=str(bad_config.value),
+        rows_changed=changed,
+    )
+    assert raw["__typename"] == "PipelineNotFoundError", raw
+    assert "no_such_task" in str(not_found.value) and "no_such_task" in raw["message"]
+    assert "extra_args" in str(bad_config.value)
+    assert changed == 0
