@@ -68,9 +68,7 @@ class InstanceSchedules:
 
     def stop(self, name: str) -> None:
         schedule = self._get(name)
-        self.instance.stop_schedule(
-            schedule.get_remote_origin_id(), schedule.selector_id, schedule
-        )
+        self.instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
 
     def _get(self, name: str) -> RemoteSchedule:
         try:
