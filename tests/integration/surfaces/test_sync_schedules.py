@@ -1,7 +1,7 @@
 """sync_schedules against a real webserver and instance: UI-style toggles, --check, overrides.
 
 Every command here is run the way an operator runs it (a subprocess in the stack's
-environment), so docs/operator-surfaces.md can copy them.
+environment), so docs/operations.md can copy them.
 """
 
 from __future__ import annotations
