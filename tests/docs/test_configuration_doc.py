@@ -66,3 +66,16 @@ def test_every_variable_the_code_reads_is_documented():
 def test_every_documented_variable_is_read_somewhere():
     stale = sorted(documented() - variables_read() - READ_BY_TOOLS - {"DJANGO_SETTINGS_MODULE"})
     assert not stale, f"documented but never read (remove or wire up): {stale}"
+
+
+def test_the_task_table_in_architecture_md_matches_the_registry():
+    from validibot.core.tasks.registry import SCHEDULED_ADMIN_TASKS
+
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = text.split("<!-- tasks-table -->")[1].split("<!-- /tasks-table -->")[0]
+    rows = [line for line in table.strip().splitlines()[2:]]
+    expected = [
+        f"| `{t.id}` | `{t.command}` | `{t.cron}` | {t.queue} | {t.description} |"
+        for t in SCHEDULED_ADMIN_TASKS
+    ]
+    assert rows == expected
