@@ -15,7 +15,9 @@ WAYS = {
     "dagster_cli_in_process",
     "execute_in_process",
     "dagster_cli_celery",
+    "run_worker_celery",
     "code_location_load",
+    "load_no_bytecode",
 }
 
 
