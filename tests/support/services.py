@@ -43,9 +43,11 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
 
 
 def _start_postgres() -> None:
-    versions = sorted(p.name for p in Path("/etc/postgresql").glob("*")) if Path(
-        "/etc/postgresql"
-    ).exists() else []
+    versions = (
+        sorted(p.name for p in Path("/etc/postgresql").glob("*"))
+        if Path("/etc/postgresql").exists()
+        else []
+    )
     if not versions or not shutil.which("pg_ctlcluster"):
         raise RuntimeError("no local PostgreSQL cluster to start (pg_ctlcluster not found)")
     subprocess.run(
@@ -63,9 +65,22 @@ def _start_redis() -> None:
     Path("/var/log/redis").mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
-            "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1",
-            "--port", str(REDIS_PORT), "--save", "", "--appendonly", "no",
-            "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log",
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            str(REDIS_PORT),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            "/var/lib/redis",
+            "--logfile",
+            "/var/log/redis/ci.log",
         ],
         check=False,
         capture_output=True,
@@ -76,10 +91,18 @@ def _start_redis() -> None:
 def ensure_service(name: str) -> None:
     """Start ``postgres`` or ``redis`` if its port is closed; fail in CI, skip elsewhere."""
     host, port, starter, hint = {
-        "postgres": (PG_HOST, PG_PORT, _start_postgres,
-                     "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"),
-        "redis": (REDIS_HOST, REDIS_PORT, _start_redis,
-                  "redis-server --daemonize yes --bind 127.0.0.1 --port 6379"),
+        "postgres": (
+            PG_HOST,
+            PG_PORT,
+            _start_postgres,
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+        ),
+        "redis": (
+            REDIS_HOST,
+            REDIS_PORT,
+            _start_redis,
+            "redis-server --daemonize yes --bind 127.0.0.1 --port 6379",
+        ),
     }[name]
     if port_open(host, port):
         return

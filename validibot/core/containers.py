@@ -50,7 +50,11 @@ def _parse_created(created: str) -> datetime | None:
 
 
 def orphan_reason(
-    info: ContainerInfo, run_status: str | None, terminal: tuple[str, ...], now: datetime, grace: int
+    info: ContainerInfo,
+    run_status: str | None,
+    terminal: tuple[str, ...],
+    now: datetime,
+    grace: int,
 ) -> str | None:
     """Why this container should go, or ``None`` to keep it.
 

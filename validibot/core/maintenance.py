@@ -183,7 +183,9 @@ def claim(queryset: QuerySet, batch_size: int) -> list[Model]:
     Must be called inside ``transaction.atomic()``. On SQLite ``select_for_update`` is a
     no-op, which is safe there because SQLite serialises writers.
     """
-    return list(queryset.select_for_update(skip_locked=True, of=("self",)).order_by("pk")[:batch_size])
+    return list(
+        queryset.select_for_update(skip_locked=True, of=("self",)).order_by("pk")[:batch_size]
+    )
 
 
 def count_limited(queryset: QuerySet, limit: int | None) -> int:
@@ -198,7 +200,9 @@ def delete_in_batches(command: MaintenanceCommand, queryset: QuerySet, count_nam
     if command.dry_run:
         found = count_limited(queryset, command.dry_run_limit())
         command.counts[count_name] += found
-        command.progress(f"dry run: would delete {found} {queryset.model._meta.verbose_name_plural}")
+        command.progress(
+            f"dry run: would delete {found} {queryset.model._meta.verbose_name_plural}"
+        )
         return
     for number in command.batches():
         with transaction.atomic():

@@ -56,7 +56,7 @@ class LineStream(io.TextIOBase):
         return "".join(self._chunks)
 
 
-class TaskFailed(Exception):
+class TaskFailed(Exception):  # noqa: N818  (public name; reads as the condition)
     """A task's command ended without a summary (bad arguments, missing command, crash)."""
 
 
@@ -75,7 +75,9 @@ def run_scheduled_task(
     definition = _resolve(task)
     stdout, stderr = LineStream(on_stdout), LineStream(on_stderr)
     try:
-        call_command(definition.command, *definition.args, *extra_args, stdout=stdout, stderr=stderr)
+        call_command(
+            definition.command, *definition.args, *extra_args, stdout=stdout, stderr=stderr
+        )
     except CommandError as exc:
         summary = parse_summary(stdout.getvalue())
         if summary is None:

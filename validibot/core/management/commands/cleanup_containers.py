@@ -53,8 +53,10 @@ class Command(MaintenanceCommand):
         limit = self.dry_run_limit()
         for container, info in pairs:
             self.counts["examined"] += 1
-            reason = "--all" if options["all"] else orphan_reason(
-                info, statuses.get(info.run_id or ""), TERMINAL, self.now, grace
+            reason = (
+                "--all"
+                if options["all"]
+                else orphan_reason(info, statuses.get(info.run_id or ""), TERMINAL, self.now, grace)
             )
             if reason is None or (limit is not None and self.counts["removed"] >= limit):
                 self.counts["kept"] += 1
@@ -67,9 +69,11 @@ class Command(MaintenanceCommand):
         try:
             import docker
 
-            client = docker.DockerClient(base_url=settings.VALIDIBOT_DOCKER_URL) if (
-                settings.VALIDIBOT_DOCKER_URL
-            ) else docker.from_env()
+            client = (
+                docker.DockerClient(base_url=settings.VALIDIBOT_DOCKER_URL)
+                if (settings.VALIDIBOT_DOCKER_URL)
+                else docker.from_env()
+            )
             client.ping()
         except Exception as exc:  # ImportError or any engine/connection error
             message = f"Docker engine not reachable ({type(exc).__name__}: {exc}); nothing removed."

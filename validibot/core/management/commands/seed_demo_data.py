@@ -80,7 +80,8 @@ class Command(BaseCommand):
         runs = [
             ValidationRun(
                 submission=sub,
-                status=RunStatus.RUNNING if EXPIRED * n <= i < (EXPIRED + BUSY) * n
+                status=RunStatus.RUNNING
+                if EXPIRED * n <= i < (EXPIRED + BUSY) * n
                 else RunStatus.SUCCEEDED,
                 started_at=self.now - timedelta(minutes=5),
                 finished_at=None if EXPIRED * n <= i < (EXPIRED + BUSY) * n else self.now,
@@ -98,7 +99,8 @@ class Command(BaseCommand):
                 name=f"report-{i}.json",
                 content='{"findings": []}',
                 file=self._file("outputs", i),
-                expires_at=self.now - timedelta(minutes=10) if i < EXPIRED * n
+                expires_at=self.now - timedelta(minutes=10)
+                if i < EXPIRED * n
                 else self.now + timedelta(days=1),
             )
             for i in range((EXPIRED + LIVE) * n)
@@ -136,7 +138,8 @@ class Command(BaseCommand):
             IdempotencyKey(
                 key=f"demo-{stamp}-{i}",
                 created_at=self.now - timedelta(hours=30),
-                expires_at=self.now - timedelta(hours=6) if i < EXPIRED * n
+                expires_at=self.now - timedelta(hours=6)
+                if i < EXPIRED * n
                 else self.now + timedelta(hours=6),
             )
             for i in range((EXPIRED + LIVE) * n)
@@ -161,7 +164,8 @@ class Command(BaseCommand):
             Session(
                 session_key=f"demo{stamp}{i:08d}"[:40],
                 session_data="e30:demo",
-                expire_date=self.now - timedelta(days=1) if i < EXPIRED * n
+                expire_date=self.now - timedelta(days=1)
+                if i < EXPIRED * n
                 else self.now + timedelta(days=1),
             )
             for i in range((EXPIRED + LIVE) * n)

@@ -39,9 +39,9 @@ class Command(MaintenanceCommand):
         minutes = options["timeout_minutes"] or settings.VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES
         cutoff = self.now - timedelta(minutes=minutes)
         # A heartbeat newer than the cutoff means the validator is alive, however old the run.
-        stuck = ValidationRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=cutoff).filter(
-            Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff)
-        )
+        stuck = ValidationRun.objects.filter(
+            status=RunStatus.RUNNING, started_at__lt=cutoff
+        ).filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
         if self.dry_run:
             self.counts["timed_out"] = count_limited(stuck, self.dry_run_limit())
             self.progress(f"dry run: would time out {self.counts['timed_out']} run(s)")
