@@ -55,6 +55,16 @@ def fault_stack(postgres_service, tmp_path_factory):
         yield stack
 
 
+@pytest.fixture
+def stack(fault_stack):
+    """The fault stack; every worker a test starts is stopped when it ends, pass or fail, so
+    the next test starts with no consumer on the queues."""
+    yield fault_stack
+    for proc in fault_stack.processes:
+        if proc.name.startswith("worker-") and proc.alive():
+            proc.stop()
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Render the figures to test-artifacts/faults/reliability.md whenever fault tests ran,
     and to docs/reliability.md too when ``VALIDIBOT_FAULTS_REPORT=1`` (the committed copy)."""

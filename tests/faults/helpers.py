@@ -132,6 +132,30 @@ def wait_runs_finished(
     return runs_of(stack, task_id)
 
 
+def run_record(stack: DagsterStack, run_id: str) -> dg.RunRecord:
+    with stack.instance() as instance:
+        return instance.get_run_record_by_id(run_id)
+
+
+def wait_run_and_retry(stack: DagsterStack, run_id: str, timeout: float) -> tuple:
+    """Wait until the run and its automatic retry (tag ``dagster/parent_run_id``) finished."""
+    found: dict[str, dg.RunRecord] = {}
+
+    def done() -> bool:
+        with stack.instance() as instance:
+            retries = instance.get_run_records(
+                dg.RunsFilter(tags={"dagster/parent_run_id": run_id})
+            )
+            original = instance.get_run_record_by_id(run_id)
+        if not retries or not original.dagster_run.is_finished:
+            return False
+        found.update(original=original, retry=retries[0])
+        return retries[0].dagster_run.is_finished
+
+    wait_until(done, timeout, interval=1, what=f"run {run_id} and its retry to finish")
+    return found["original"].dagster_run, found["retry"].dagster_run
+
+
 def stuck_runs(stack: DagsterStack, task_id: str) -> int:
     return sum(1 for r in runs_of(stack, task_id) if not r.dagster_run.is_finished)
 

@@ -6,6 +6,7 @@ python -m tests.faults.report       # writes docs/reliability.md from it
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,26 @@ DOC = REPO_ROOT / "docs" / "reliability.md"
 
 GUARANTEES = Path(__file__).with_name("guarantees.md")
 """The hand-written half of the doc: which mechanism answers which fault, and where."""
+
+
+HTTP_TRIGGER_TESTS = "tests/validibot/api/test_scheduled_trigger.py"
+HTTP_BAD_INPUT = "405 or 401 or 403 or 404 or 413 or 400 or reveals_nothing or disabled"
+"""The HTTP trigger's bad inputs are another suite's; the report counts its cases."""
+
+
+def _http_bad_input_cases() -> int | None:
+    """How many HTTP-trigger bad-input cases that suite collects (``None`` if it cannot)."""
+    argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    result = subprocess.run(
+        [*argv, HTTP_TRIGGER_TESTS, "-k", HTTP_BAD_INPUT],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    cases = [line for line in result.stdout.splitlines() if "::" in line]
+    return len(cases) if result.returncode == 0 and cases else None
 
 
 def _totals(entries: list[dict[str, Any]]) -> dict[str, int]:
@@ -57,6 +78,8 @@ def render_text(entries: list[dict[str, Any]], recorded_at: datetime) -> str:
         f"| {t['faults']} | {t['survived']} | {t['stuck']} | {t['lost']} | {t['double']} "
         f"| {t['bad']} | {t['rejected']} |",
         "",
+        _http_line(),
+        "",
         "A fault *survived* when the run ended by itself in bounded time (SUCCESS, or FAILURE "
         "with a stated reason) and the data is consistent. *Rows lost*: rows that should have "
         "been kept but were deleted or purged. *Rows double-processed*: rows purged by two "
@@ -88,6 +111,19 @@ def render_text(entries: list[dict[str, Any]], recorded_at: datetime) -> str:
         )
     lines += ["", GUARANTEES.read_text()]
     return "\n".join(lines)
+
+
+def _http_line() -> str:
+    count = _http_bad_input_cases()
+    where = f"`{HTTP_TRIGGER_TESTS}`"
+    if count is None:
+        return f"HTTP-trigger bad inputs are tested in {where} (not counted: collection failed)."
+    return (
+        f"Not in the table: {count} HTTP-trigger bad-input cases (no or malformed token, wrong "
+        "token, token for another task, unknown task, huge or malformed body, bad idempotency "
+        f"key, other methods, trigger disabled), each a 4xx/503, in {where}: another suite, "
+        "whose results this report does not record."
+    )
 
 
 def render(source: Path = FIGURES_FILE, out: Path = DOC) -> Path:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +20,6 @@ from tests.faults.helpers import (
     Clock,
     purge_log,
     purged_count,
-    runs_of,
     seed_submissions,
     stuck_runs,
     submission_state,
@@ -32,32 +32,43 @@ from validibot_ops.tags import TRIGGER_TAG
 pytestmark = [pytest.mark.services, pytest.mark.timeout(300)]
 
 EXPIRED, FRESH = 30, 10
+CASE_TAG = "validibot-test/case"
+
+
+def _runs(stack, case: str) -> list[dg.RunRecord]:
+    with stack.instance() as instance:
+        return list(instance.get_run_records(dg.RunsFilter(tags={CASE_TAG: case})))
+
+
 SLOW_ARGS = ["--batch-size", "5", "--max-batches", "0", "--pause", "0.1"]
 
 
-def test_graphql_and_cli_launches_at_once_never_run_together(fault_stack):
-    stack = fault_stack
+def test_graphql_and_cli_launches_at_once_never_run_together(stack):
     seed_submissions(stack, EXPIRED, FRESH)
     log = Path(stack.env[PURGE_LOG_ENV])
     log.write_text("")
     worker = stack.start_worker("default", name="overlap")
     client = DagsterClient(stack.url, timeout=30)
+    case = uuid.uuid4().hex  # tells this test's two runs from earlier runs of the task
     config = json.dumps({"ops": {SLOW_PURGE: {"config": {"extra_args": SLOW_ARGS}}}})
     cli = [
         "dagster", "job", "launch", "-w", str(REPO_ROOT / "workspace.local.yaml"),
-        "-j", SLOW_PURGE, "--config-json", config, "--tags", json.dumps({TRIGGER_TAG: "cli"}),
+        "-j", SLOW_PURGE, "--config-json", config,
+        "--tags", json.dumps({TRIGGER_TAG: "cli", CASE_TAG: case}),
     ]  # fmt: skip
     launched: dict[str, object] = {}
     thread = threading.Thread(target=lambda: launched.update(cli=stack.run_cli(cli, timeout=120)))
     clock = Clock()
     thread.start()
-    launched["graphql"] = client.launch_task(SLOW_PURGE, trigger="graphql", extra_args=SLOW_ARGS)
+    launched["graphql"] = client.launch_task(
+        SLOW_PURGE, trigger="graphql", extra_args=SLOW_ARGS, tags={CASE_TAG: case}
+    )
     thread.join(timeout=130)
     assert launched["cli"].returncode == 0, launched["cli"].stderr[-2000:]
 
     # Watch both runs: never two STARTED at once, and one waits QUEUED while the other runs.
     seen_concurrent, seen_queued_behind = 0, False
-    while not (records := runs_of(stack, SLOW_PURGE)) or not all(
+    while len(records := _runs(stack, case)) < 2 or not all(
         r.dagster_run.is_finished for r in records
     ):
         statuses = [r.dagster_run.status for r in records]
@@ -123,9 +134,8 @@ def _purge_concurrently(stack, command: str, *args: str) -> list[subprocess.Comp
     ],
     ids=["production", "logged"],
 )
-def test_two_raw_purges_in_parallel_split_the_rows_without_errors(fault_stack, command, rows, args):
+def test_two_raw_purges_in_parallel_split_the_rows_without_errors(stack, command, rows, args):
     """FOR UPDATE SKIP LOCKED: each claims rows the other has not; the counts add up."""
-    stack = fault_stack
     seed_submissions(stack, rows, 50)
     log = Path(stack.env[PURGE_LOG_ENV])
     log.write_text("")

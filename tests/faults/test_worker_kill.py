@@ -25,12 +25,13 @@ from tests.faults.helpers import (
     Clock,
     purge_log,
     run_failure_message,
+    run_record,
     runs_of,
     seed_submissions,
     step_failure_messages,
     stuck_runs,
     submission_state,
-    wait_runs_finished,
+    wait_run_and_retry,
 )
 from tests.support.services import wait_until
 from validibot.core.dagster_client import DagsterClient
@@ -73,8 +74,7 @@ def _redeliver_unacked(stack) -> int:
     return restored
 
 
-def test_a_worker_killed_mid_purge_ends_the_run_and_a_retry_finishes_the_work(fault_stack):
-    stack = fault_stack
+def test_a_worker_killed_mid_purge_ends_the_run_and_a_retry_finishes_the_work(stack):
     log = _reset(stack)
     worker = stack.start_worker("default", name="doomed")
     client = DagsterClient(stack.url, timeout=30)
@@ -91,11 +91,8 @@ def test_a_worker_killed_mid_purge_ends_the_run_and_a_retry_finishes_the_work(fa
     survivor = stack.start_worker("default", name="survivor")
 
     # The killed run is failed by run monitoring and retried once as a new run.
-    records = wait_runs_finished(stack, SLOW_PURGE, 2, timeout=HARD_LIMIT_S + 120)
+    original, retry = wait_run_and_retry(stack, run_id, timeout=HARD_LIMIT_S + 120)
     resolved_after = clock()
-    by_id = {r.dagster_run.run_id: r.dagster_run for r in records}
-    original = by_id[run_id]
-    [retry] = [r for r in by_id.values() if r.tags.get("dagster/parent_run_id") == run_id]
     reason = run_failure_message(stack, run_id)
 
     # Then the killed step's message comes back (as after the visibility timeout), to a
@@ -149,7 +146,7 @@ def test_a_worker_killed_mid_purge_ends_the_run_and_a_retry_finishes_the_work(fa
     reborn.stop()
 
 
-def test_a_step_queued_before_its_run_was_terminated_is_refused_by_the_op_guard(fault_stack):
+def test_a_step_queued_before_its_run_was_terminated_is_refused_by_the_op_guard(stack):
     """dagster-io/dagster#23222: terminating a run does not remove its queued Celery step.
 
     The terminated run's executor revokes the step, but no worker is alive to hear it, and
@@ -157,9 +154,9 @@ def test_a_step_queued_before_its_run_was_terminated_is_refused_by_the_op_guard(
     it CANCELED after ``cancel_timeout_seconds``). The worker started afterwards takes the
     step; the op guard refuses it, the executor gets its result and the run ends CANCELED.
     """
-    stack = fault_stack
     log = _reset(stack)
     broker = _broker(stack)
+    runs_before = len(runs_of(stack, SLOW_PURGE))
     client = DagsterClient(stack.url, timeout=30)
     before = submission_state(stack)
     run_id = client.launch_task(SLOW_PURGE, trigger="fault-test", extra_args=PURGE_ARGS)
@@ -174,7 +171,7 @@ def test_a_step_queued_before_its_run_was_terminated_is_refused_by_the_op_guard(
     assert data["terminateRun"]["__typename"] == "TerminateRunSuccess", data
     wait_until(
         lambda: (
-            runs_of(stack, SLOW_PURGE)[-1].dagster_run.status
+            run_record(stack, run_id).dagster_run.status
             in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
         ),
         30,
@@ -183,7 +180,8 @@ def test_a_step_queued_before_its_run_was_terminated_is_refused_by_the_op_guard(
     still_queued = _queued(broker)
 
     worker = stack.start_worker("default", name="late")
-    [record] = wait_runs_finished(stack, SLOW_PURGE, 1, timeout=90)
+    wait_until(lambda: run_record(stack, run_id).dagster_run.is_finished, 90, what="the run")
+    record = run_record(stack, run_id)
     wait_until(lambda: _queued(broker) == 0, 30, what="the late step to be consumed")
     refusals = [m for m in step_failure_messages(stack, run_id) if "already" in m]
     after = submission_state(stack)
@@ -202,5 +200,5 @@ def test_a_step_queued_before_its_run_was_terminated_is_refused_by_the_op_guard(
     assert record.dagster_run.status == dg.DagsterRunStatus.CANCELED
     assert refusals and "is already CANCEL" in refusals[0], step_failure_messages(stack, run_id)
     assert after == before and sum(purge_log(log).values()) == 0
-    assert len(runs_of(stack, SLOW_PURGE)) == 1, "a terminated run must not be retried"
+    assert len(runs_of(stack, SLOW_PURGE)) == runs_before + 1, "a terminated run was retried"
     worker.stop()
