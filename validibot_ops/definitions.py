@@ -13,6 +13,7 @@ import dagster as dg
 
 from validibot.core.tasks.overrides import load_overrides
 from validibot.core.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
+from validibot_ops.commands import check_commands
 from validibot_ops.executors import build_executor
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY, SummaryIOManager
 from validibot_ops.jobs import build_task_job
@@ -36,6 +37,7 @@ def _asset_description(task) -> str:
 
 def build_definitions() -> dg.Definitions:
     tasks = get_admin_tasks_for_backend(BACKEND_DAGSTER)
+    check_commands(tasks)
     overrides = load_overrides(known_ids={t.id for t in tasks})
     executor = build_executor()
     jobs = {task.id: build_task_job(task, executor) for task in tasks}

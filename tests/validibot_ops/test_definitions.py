@@ -164,3 +164,23 @@ def test_every_count_a_command_reports_is_described_for_the_ui(task: ScheduledAd
     spec = {s.key: s for s in DEFS.assets}[task_asset_key(task)]
     for name in described:
         assert f"**{name}**" in spec.description
+
+
+def test_a_task_whose_command_does_not_exist_stops_the_load():
+    from validibot.core.tasks.registry import RegistryError, register_scheduled_admin_task
+
+    register_scheduled_admin_task(
+        ScheduledAdminTaskDefinition(
+            id="typo_example", name="Typo", command="purge_expired_submisions", cron="0 3 * * *"
+        )
+    )
+    with pytest.raises(RegistryError, match="'typo_example'.*'purge_expired_submisions' not found"):
+        build_definitions()
+
+
+def test_commands_are_found_in_django_core_and_app_config_paths():
+    from validibot_ops.commands import available_commands
+
+    apps = ["validibot.core", "tests.support.testapp.apps.TestAppConfig", "django.contrib.sessions"]
+    wanted = {"clearsessions", "noop_task", "migrate", "cleanup_containers", "nope"}
+    assert available_commands(apps, wanted) == wanted - {"nope"}
