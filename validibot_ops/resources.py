@@ -36,10 +36,14 @@ class DjangoResource(dg.ConfigurableResource):
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", self.settings_module)
 
     def ensure_django(self) -> None:
-        """Set Django up (idempotent: apps load once, logging is configured each call)."""
-        import django
+        """Set Django up once per process (``django.setup()`` would reconfigure logging on
+        every call, i.e. on every command a long-lived worker runs)."""
+        from django.apps import apps
 
-        django.setup()
+        if not apps.ready:
+            import django
+
+            django.setup()
 
     def run_task(
         self,
