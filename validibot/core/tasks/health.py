@@ -25,9 +25,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
-from validibot.core.tasks.registry import ScheduledAdminTaskDefinition
+from validibot.core.tasks.registry import ScheduledAdminTaskDefinition, iter_fire_times
 
 GRACE_ENV = "VALIDIBOT_ALERT_GRACE_INTERVALS"
 DEFAULT_GRACE_INTERVALS = 2.0
@@ -137,17 +135,10 @@ def _expected_interval(cron: str, timezone: str) -> timedelta:
 
 def _fire_times(cron: str, timezone: str) -> list[datetime]:
     start = _WINDOW_START.replace(tzinfo=ZoneInfo(timezone))
-    itr = croniter(cron, start)
-    fixed_hours = "*" not in cron.split()[1]
     fires: list[datetime] = []
-    while len(fires) < MAX_SAMPLES:
-        fire = itr.get_next(datetime)
-        wall_repeat = fires and fire.replace(tzinfo=None) == fires[-1].replace(tzinfo=None)
-        if wall_repeat and fixed_hours:
-            fires[-1] = fire  # the scheduler runs a fixed-hour cron once, at the later offset
-            continue
+    for fire in iter_fire_times(cron, timezone, start):
         fires.append(fire)
-        if len(fires) >= 2 and fire - start >= WINDOW:
+        if len(fires) >= MAX_SAMPLES or (len(fires) >= 2 and fire - start >= WINDOW):
             break
     return fires
 

@@ -20,10 +20,11 @@ import importlib
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
+from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -130,21 +131,28 @@ class ScheduledAdminTaskDefinition:
 
     def next_fire_times(self, after: datetime, count: int = 2) -> list[datetime]:
         """The next ``count`` fire times after ``after``, in the task's timezone."""
-        local = after.astimezone(ZoneInfo(self.timezone))
-        itr = croniter(self.cron, local)
-        hour_field = self.cron.split()[1]
-        fixed_hour = not (hour_field == "*" or hour_field.startswith("*/"))
-        times: list[datetime] = []
-        while len(times) < count:
-            fire = itr.get_next(datetime)
-            # When clocks fall back, croniter yields a repeated wall-clock time twice (once
-            # per UTC offset). Dagster runs a fixed-hour cron once then (the later instant) but
-            # an every-hour cron at both instants; the preview does the same.
-            if fixed_hour and times and fire.replace(tzinfo=None) == times[-1].replace(tzinfo=None):
-                times[-1] = fire
-                continue
-            times.append(fire)
-        return times
+        return list(islice(iter_fire_times(self.cron, self.timezone, after), count))
+
+
+def iter_fire_times(cron: str, timezone: str, after: datetime) -> Iterator[datetime]:
+    """Fire times of ``cron`` in ``timezone`` after ``after``, as Dagster's scheduler runs them.
+
+    When clocks fall back, croniter yields a repeated wall-clock time twice (once per UTC
+    offset). Dagster runs a fixed-hour cron once then (the later instant) but an every-hour
+    cron at both instants; this does the same. The preview, the health rule and the status
+    view all read fire times from here.
+    """
+    itr = croniter(cron, after.astimezone(ZoneInfo(timezone)))
+    hour_field = cron.split()[1]
+    fixed_hour = not (hour_field == "*" or hour_field.startswith("*/"))
+    pending = itr.get_next(datetime)
+    while True:
+        fire = itr.get_next(datetime)
+        if fixed_hour and fire.replace(tzinfo=None) == pending.replace(tzinfo=None):
+            pending = fire
+            continue
+        yield pending
+        pending = fire
 
 
 def _problems(task: ScheduledAdminTaskDefinition) -> Iterable[str]:

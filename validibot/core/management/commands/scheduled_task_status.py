@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from croniter import croniter
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from validibot.core.dagster_client import DagsterClient, DagsterClientError
 from validibot.core.tasks.health import FAILING, LATE, classify
-from validibot.core.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
+from validibot.core.tasks.registry import (
+    BACKEND_DAGSTER,
+    get_admin_tasks_for_backend,
+    iter_fire_times,
+)
 
 HISTORY = 20
 SKIP_COUNTS = {"status", "dry_run", "duration_s", "error", "batches"}
@@ -94,9 +96,8 @@ class Command(BaseCommand):
             counts = {k: v for k, v in summary.items() if k not in SKIP_COUNTS}
         next_tick = None
         if running:
-            cron = schedule.cron if schedule else task.cron
-            local = now.astimezone(ZoneInfo(task.timezone))
-            next_tick = croniter(cron, local).get_next(datetime)
+            # The schedule's cron (an incident override may differ from the registry's).
+            next_tick = next(iter_fire_times(schedule.cron, task.timezone, now))
         return {
             "task": task.id,
             # Enabled in the registry but stopped in Dagster (a UI toggle): say so, unless the
