@@ -158,7 +158,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     app = make_app(CeleryExecutor.for_cli(**config).app_args())
     create_task(app)
-    concurrency = args.concurrency or int(os.environ.get("CELERY_WORKER_CONCURRENCY", "1"))
+    concurrency = args.concurrency or config["config_source"]["worker_concurrency"]
     pool = args.pool or ("solo" if concurrency == 1 else "prefork")
     argv = [
         "worker",

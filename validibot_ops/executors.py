@@ -16,20 +16,15 @@ from typing import Any
 
 import dagster as dg
 
+from validibot.core.broker import BACKEND_ENVS, BROKER_ENVS, first_set
 from validibot.core.tasks.registry import get_all_admin_tasks
 
 EXECUTOR_ENV = "VALIDIBOT_EXECUTOR"
-BROKER_ENVS = ("CELERY_BROKER_URL", "REDIS_URL")
-BACKEND_ENVS = ("CELERY_RESULT_BACKEND", "CELERY_BROKER_URL", "REDIS_URL")
 VISIBILITY_MARGIN_SECONDS = 600
 
 
 class ExecutorConfigError(RuntimeError):
     """``VALIDIBOT_EXECUTOR`` names an unknown executor, or Celery has no broker URL."""
-
-
-def _first_env(names: tuple[str, ...]) -> str | None:
-    return next((name for name in names if os.environ.get(name, "").strip()), None)
 
 
 def executor_kind() -> str:
@@ -40,7 +35,7 @@ def executor_kind() -> str:
                 f"{EXECUTOR_ENV}={forced!r}: expected celery, in_process or multiprocess"
             )
         return forced
-    return "celery" if _first_env(BROKER_ENVS) else "in_process"
+    return "celery" if first_set(BROKER_ENVS) else "in_process"
 
 
 def visibility_timeout_seconds() -> int:
@@ -74,13 +69,13 @@ def celery_config_source() -> dict[str, Any]:
 
 def celery_executor_config() -> dict[str, Any]:
     """The executor's config; URLs stay ``{"env": ...}`` so no secret lands in run config."""
-    broker_env = _first_env(BROKER_ENVS)
+    broker_env = first_set(BROKER_ENVS)
     if broker_env is None:
         raise ExecutorConfigError(
             f"the Celery executor needs a broker: set CELERY_BROKER_URL or REDIS_URL "
             f"(or {EXECUTOR_ENV}=in_process)"
         )
-    backend_env = _first_env(BACKEND_ENVS) or broker_env
+    backend_env = first_set(BACKEND_ENVS) or broker_env
     return {
         "broker": {"env": broker_env},
         "backend": {"env": backend_env},

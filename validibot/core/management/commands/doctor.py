@@ -6,7 +6,6 @@ Talks to Dagster only over the webserver's GraphQL API (Django never imports Dag
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from validibot.core.broker import broker_url
 from validibot.core.dagster_client import DagsterClient, DagsterClientError
 from validibot.core.tasks.overrides import OverridesError, load_overrides
 from validibot.core.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
@@ -43,12 +43,6 @@ class Result:
     check: str
     status: str
     detail: str
-
-
-def broker_url() -> str:
-    return (
-        os.environ.get("CELERY_BROKER_URL", "").strip() or os.environ.get("REDIS_URL", "").strip()
-    )
 
 
 def redact(url: str) -> str:
