@@ -123,7 +123,7 @@ def _events(instance, run_id: str, event_type: dg.DagsterEventType):
 @pytest.fixture
 def test_tasks():
     """Register the test-only tasks (the autouse registry reset removes them afterwards)."""
-    from tests.support.testapp.tasks import TEST_TASKS
+    from tests.support.testapp.task_definitions import TEST_TASKS
 
     for task in TEST_TASKS:
         register_scheduled_admin_task(task)

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dagster as dg
 import pytest
 
-from tests.support.testapp.tasks import TEST_TASKS
+from tests.support.testapp.task_definitions import TEST_TASKS
 from validibot.core.tasks.health import GRACE_ENV
 from validibot.core.tasks.registry import (
     ScheduledAdminTaskDefinition,

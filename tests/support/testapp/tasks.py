@@ -1,51 +1,12 @@
 """Test-only registry entries, loaded with VALIDIBOT_TASK_MODULES=tests.support.testapp.tasks.
 
 The test Django settings install this app, so these commands exist wherever a test points a
-Dagster process (worker, daemon, CLI) at ``config.settings.test``.
+Dagster process (worker, daemon, CLI) at ``config.settings.test``. Importing this module
+registers the tasks; import ``task_definitions`` to read them without that side effect.
 """
 
-from validibot.core.tasks.registry import (
-    ScheduledAdminTaskDefinition,
-    register_scheduled_admin_task,
-)
-
-TEST_TASKS = (
-    ScheduledAdminTaskDefinition(
-        id="test_noop",
-        name="Test: no-op every minute",
-        command="noop_task",
-        cron="* * * * *",
-        description="Test-only task that fires every minute.",
-    ),
-    ScheduledAdminTaskDefinition(
-        id="test_flaky",
-        name="Test: fails once",
-        command="flaky_task",
-        cron="0 0 1 1 *",
-        enabled=False,
-        max_retries=2,
-        retry_delay_seconds=1,
-    ),
-    ScheduledAdminTaskDefinition(
-        id="test_always_fail",
-        name="Test: always fails",
-        command="always_fail_task",
-        cron="0 0 1 1 *",
-        enabled=False,
-        max_retries=1,
-        retry_delay_seconds=1,
-    ),
-    ScheduledAdminTaskDefinition(
-        id="test_slow",
-        name="Test: slow",
-        command="slow_task",
-        cron="0 0 1 1 *",
-        enabled=False,
-        max_retries=0,
-        soft_time_limit_seconds=60,
-        hard_time_limit_seconds=120,
-    ),
-)
+from tests.support.testapp.task_definitions import TEST_TASKS
+from validibot.core.tasks.registry import register_scheduled_admin_task
 
 for _task in TEST_TASKS:
     register_scheduled_admin_task(_task)
