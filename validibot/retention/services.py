@@ -201,7 +201,6 @@ class PurgeRun:
             "",
             meta.get_field("content_purged_at").get_db_prep_value(self.now, self._connection),
         ]
-        self._placeholders: dict[int, str] = {}
 
     def next_batch(self) -> BatchResult | None:
         """Purge one claimed batch in one transaction; ``None`` when nothing is left."""
@@ -232,10 +231,7 @@ class PurgeRun:
         if self._mark_any:
             cursor.execute(self._mark_sql + "= ANY(%s)", [*self._mark_head, purged])
             return
-        n = len(purged)
-        placeholders = self._placeholders.get(n)
-        if placeholders is None:
-            placeholders = self._placeholders[n] = "IN (" + ", ".join(["%s"] * n) + ")"
+        placeholders = "IN (" + ", ".join(["%s"] * len(purged)) + ")"
         cursor.execute(self._mark_sql + placeholders, [*self._mark_head, *purged])
 
     def _delete_files(
