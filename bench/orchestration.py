@@ -336,7 +336,7 @@ def measure_celery_executor(stack, repeat: int) -> list[Way]:
 
 def pause_builtin_schedules(root: Path) -> Path:
     """An overrides file pausing every built-in schedule, so only ``test_noop`` ticks."""
-    from validibot.core.tasks.registry import SCHEDULED_ADMIN_TASKS
+    from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS
 
     path = root / "bench_overrides.json"
     paused = {t.id: {"enabled": False, "reason": "bench"} for t in SCHEDULED_ADMIN_TASKS}
@@ -447,7 +447,7 @@ def runs_per_day(cron: str, timezone: str) -> float:
 
 
 def daily_schedule() -> list[tuple[str, str, float]]:
-    from validibot.core.tasks.registry import BACKEND_DAGSTER, SCHEDULED_ADMIN_TASKS
+    from validibot.tasks.registry import BACKEND_DAGSTER, SCHEDULED_ADMIN_TASKS
 
     return [
         (t.id, t.cron, runs_per_day(t.cron, t.timezone))

@@ -34,7 +34,7 @@ TARGET_S = 5.0
 
 TASK_MODULE = '''"""{count} generated tasks for bench/registry_scale.py."""
 
-from validibot.core.tasks.registry import (
+from validibot.tasks.registry import (
     ScheduledAdminTaskDefinition,
     register_scheduled_admin_task,
 )
@@ -55,7 +55,7 @@ for number in range({count}):
 REGISTRY_PROBE = """
 import json, resource, time
 started = time.perf_counter()
-from validibot.core.tasks.registry import get_all_admin_tasks
+from validibot.tasks.registry import get_all_admin_tasks
 tasks = get_all_admin_tasks()
 elapsed = time.perf_counter() - started
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -2,17 +2,17 @@
 
 from django.urls import path
 
-from validibot.core.api import scheduled_tasks
+from validibot.operations import trigger
 
 urlpatterns = [
     path(
         "api/v1/scheduled/<str:task_id>/",
-        scheduled_tasks.trigger_scheduled_task,
+        trigger.trigger_scheduled_task,
         name="scheduled-task-trigger",
     ),
     path(
         "api/v1/scheduled/<str:task_id>/runs/<str:run_id>/",
-        scheduled_tasks.scheduled_task_run,
+        trigger.scheduled_task_run,
         name="scheduled-task-run",
     ),
 ]

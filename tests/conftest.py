@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.services import ensure_service
-from validibot.core.tasks.registry import reset_registry_for_tests
+from validibot.tasks.registry import reset_registry_for_tests
 
 
 @pytest.fixture(autouse=True)

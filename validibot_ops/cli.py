@@ -189,7 +189,7 @@ def cmd_sync_schedules(args: argparse.Namespace) -> int:
     """
     import dagster as dg
 
-    from validibot.core.tasks.overrides import OverridesError
+    from validibot.tasks.overrides import OverridesError
     from validibot_ops.schedule_state import (
         DEFAULT_WORKSPACE,
         ScheduleStateError,

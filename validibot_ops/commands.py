@@ -11,7 +11,7 @@ import importlib.util
 import os
 from collections.abc import Iterable
 
-from validibot.core.tasks.registry import RegistryError, ScheduledAdminTaskDefinition
+from validibot.tasks.registry import RegistryError, ScheduledAdminTaskDefinition
 from validibot_ops.resources import DEFAULT_SETTINGS_MODULE
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from validibot.core.tasks.overrides import load_overrides
-from validibot.core.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
+from validibot.tasks.overrides import load_overrides
+from validibot.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
 from validibot_ops.commands import check_commands
 from validibot_ops.executors import build_executor
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY, SummaryIOManager

@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 
 from validibot.core.broker import BACKEND_ENVS, BROKER_ENVS, first_set
-from validibot.core.tasks.registry import get_all_admin_tasks
+from validibot.tasks.registry import get_all_admin_tasks
 
 EXECUTOR_ENV = "VALIDIBOT_EXECUTOR"
 VISIBILITY_MARGIN_SECONDS = 600

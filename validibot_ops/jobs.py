@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from validibot.core.tasks.registry import ScheduledAdminTaskDefinition
+from validibot.tasks.registry import ScheduledAdminTaskDefinition
 from validibot_ops.ops import build_task_op
 from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG
 

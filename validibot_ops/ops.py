@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-from validibot.core.tasks.registry import ScheduledAdminTaskDefinition
+from validibot.tasks.registry import ScheduledAdminTaskDefinition
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY
 from validibot_ops.resources import DjangoResource
 from validibot_ops.tags import ASSET_PREFIX, CELERY_QUEUE_TAG, TASK_TAG
@@ -96,7 +96,7 @@ def build_task_op(task: ScheduledAdminTaskDefinition) -> dg.OpDefinition:
         out=dg.Out(dict, io_manager_key=SUMMARY_IO_MANAGER_KEY),
     )
     def _task_op(context: dg.OpExecutionContext, config: TaskRunConfig, django: DjangoResource):
-        from validibot.core.tasks.scheduled_tasks import TaskFailed
+        from validibot.core.runner import TaskFailed
 
         _refuse_if_run_finished(context, task)
         args = (["--dry-run"] if config.dry_run else []) + list(config.extra_args)

@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from validibot.core.tasks.registry import ScheduledAdminTaskDefinition
+from validibot.tasks.registry import ScheduledAdminTaskDefinition
 
 DEFAULT_SETTINGS_MODULE = "config.settings.local"
 
@@ -56,7 +56,7 @@ class DjangoResource(dg.ConfigurableResource):
         self.ensure_django()
         from django.db import close_old_connections, connections
 
-        from validibot.core.tasks.scheduled_tasks import run_scheduled_task
+        from validibot.core.runner import run_scheduled_task
 
         close_old_connections()
         try:

@@ -4,7 +4,7 @@
 locations of a workspace file (the same file the daemon and webserver load, so schedule
 selectors and location names match), reads each schedule's state from the instance's
 schedule storage, and starts/stops schedules through ``DagsterInstance``. The plan itself is
-``validibot.core.tasks.schedule_sync``, shared with ``manage.py sync_schedules`` (GraphQL).
+``validibot.tasks.sync_plan``, shared with ``manage.py sync_schedules`` (GraphQL).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dagster._core.remote_representation.external import RemoteSchedule
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-from validibot.core.tasks.overrides import load_overrides
-from validibot.core.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
-from validibot.core.tasks.schedule_sync import (
+from validibot.tasks.overrides import load_overrides
+from validibot.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
+from validibot.tasks.sync_plan import (
     RUNNING,
     STOPPED,
     ObservedSchedule,

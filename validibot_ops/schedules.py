@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from validibot.core.tasks.overrides import ScheduleOverride
-from validibot.core.tasks.registry import BACKEND_DAGSTER, ScheduledAdminTaskDefinition
+from validibot.tasks.overrides import ScheduleOverride
+from validibot.tasks.registry import BACKEND_DAGSTER, ScheduledAdminTaskDefinition
 from validibot_ops.tags import OVERRIDE_TAG, TASK_TAG, TRIGGER_TAG
 
 IN_PROGRESS_STATUSES = [

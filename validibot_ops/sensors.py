@@ -5,7 +5,7 @@ always; email and webhook when configured). See docs/operations.md, "Monitoring 
 
 - ``validibot_dead_mans_switch`` (every 60 s): for each enabled task, finds the last successful
   (non dry-run) run tagged ``validibot/task=<id>`` and classifies the task with
-  :func:`validibot.core.tasks.health.classify`, the rule the status command shares. One
+  :func:`validibot.tasks.health.classify`, the rule the status command shares. One
   ``late`` alert when a task becomes overdue, one ``recovered`` alert when a success arrives;
   the sensor cursor remembers which tasks are alerted, so nothing repeats every tick.
 - ``validibot_run_failure_alerts`` (every 15 s): one ``run_failed`` alert per failed run of a
@@ -27,9 +27,9 @@ from typing import Any
 
 import dagster as dg
 
-from validibot.core.tasks.health import classify, grace_intervals_from_env
-from validibot.core.tasks.overrides import load_overrides
-from validibot.core.tasks.registry import ScheduledAdminTaskDefinition
+from validibot.tasks.health import classify, grace_intervals_from_env
+from validibot.tasks.overrides import load_overrides
+from validibot.tasks.registry import ScheduledAdminTaskDefinition
 from validibot_ops.alerts import (
     LATE,
     RECOVERED,

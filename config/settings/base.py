@@ -12,13 +12,16 @@ SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-local-only-key")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
-# validibot.core comes before django.contrib.sessions on purpose: its batched, summarising
-# `clearsessions` command shadows Django's (get_commands() lets the earlier app win).
+# Apps are listed bottom-up: core (the shared base), the data apps, then the apps that sit on
+# top of them (retention purges submissions and outputs; operations talks to Dagster; demo
+# seeds everything). An app imports only apps listed before it.
 INSTALLED_APPS = [
     "validibot.core",
     "validibot.submissions",
     "validibot.validations",
     "validibot.retention",
+    "validibot.operations",
+    "validibot.demo",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -78,7 +81,7 @@ CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=1)
 
 # --- Scheduled maintenance: time limits, retention windows, thresholds, batch sizes ---
 # The default per-task time limits (VALIDIBOT_TASK_SOFT/HARD_TIME_LIMIT_SECONDS) are read by
-# the registry itself, which Dagster loads without Django: see validibot/core/tasks/registry.py.
+# the registry itself, which Dagster loads without Django: see validibot/tasks/registry.py.
 VALIDIBOT_PURGE_BATCH_SIZE = env.int("VALIDIBOT_PURGE_BATCH_SIZE", default=100)
 VALIDIBOT_PURGE_MAX_BATCHES = env.int("VALIDIBOT_PURGE_MAX_BATCHES", default=10)
 VALIDIBOT_PURGE_RETRY_BATCH_SIZE = env.int("VALIDIBOT_PURGE_RETRY_BATCH_SIZE", default=50)

@@ -26,7 +26,7 @@ from tests.deploy.conftest import (
     env_example,
     load_yaml,
 )
-from validibot.core.tasks.registry import get_all_admin_tasks
+from validibot.tasks.registry import get_all_admin_tasks
 
 VENV_BIN = Path(sys.executable).parent
 DOCKER_SOCKET = "/var/run/docker.sock"

@@ -1,5 +1,5 @@
 """The compose `web` command really serves the app: gunicorn + config.wsgi, refusing anonymous
-triggers. (The trigger's full behaviour is tested in tests/validibot/api/.)"""
+triggers. (The trigger's full behaviour is tested in tests/validibot/operations/.)"""
 
 from __future__ import annotations
 

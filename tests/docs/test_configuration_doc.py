@@ -69,7 +69,7 @@ def test_every_documented_variable_is_read_somewhere():
 
 
 def test_the_task_table_in_architecture_md_matches_the_registry():
-    from validibot.core.tasks.registry import SCHEDULED_ADMIN_TASKS
+    from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS
 
     text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     table = text.split("<!-- tasks-table -->")[1].split("<!-- /tasks-table -->")[0]

@@ -11,7 +11,7 @@ import dagster as dg
 
 from tests.support.dagster_stack import REPO_ROOT, DagsterStack
 from tests.support.services import wait_until
-from validibot.core.tasks.registry import SCHEDULED_ADMIN_TASKS
+from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS
 from validibot_ops.tags import TASK_TAG
 
 FAULT_TASK_MODULE = "tests.support.testapp.fault_tasks"

@@ -20,7 +20,7 @@ GUARANTEES = Path(__file__).with_name("guarantees.md")
 """The hand-written half of the doc: which mechanism answers which fault, and where."""
 
 
-HTTP_TRIGGER_TESTS = "tests/validibot/api/test_scheduled_trigger.py"
+HTTP_TRIGGER_TESTS = "tests/validibot/operations/test_scheduled_trigger.py"
 HTTP_BAD_INPUT = "405 or 401 or 403 or 404 or 413 or 400 or reveals_nothing or disabled"
 """The HTTP trigger's bad inputs are another suite's; the report counts its cases."""
 

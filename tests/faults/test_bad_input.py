@@ -1,6 +1,6 @@
 """Bad input: malformed command arguments, broken registry entries and overrides files,
 GraphQL launches of jobs that do not exist. Each is refused with a specific error and
-changes no row. (The HTTP trigger's bad inputs are tested in tests/validibot/api/ and
+changes no row. (The HTTP trigger's bad inputs are tested in tests/validibot/operations/ and
 tests/integration/surfaces/.)"""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 from tests.faults import figures
 from tests.faults.helpers import rows_changed, table_counts
 from tests.support.dagster_stack import REPO_ROOT
-from validibot.core.dagster_client import DagsterClient, GraphQLError, JobNotFound
-from validibot.core.tasks.registry import SCHEDULED_ADMIN_TASKS
+from validibot.operations.dagster_client import DagsterClient, GraphQLError, JobNotFound
+from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(300)]
 
@@ -68,8 +68,8 @@ def test_every_command_refuses_malformed_arguments_and_changes_nothing(seeded):
 
 def _module(directory: Path, name: str, body: str) -> str:
     (directory / f"{name}.py").write_text(
-        "from validibot.core.tasks.registry import ScheduledAdminTaskDefinition as T\n"
-        "from validibot.core.tasks.registry import register_scheduled_admin_task as register\n"
+        "from validibot.tasks.registry import ScheduledAdminTaskDefinition as T\n"
+        "from validibot.tasks.registry import register_scheduled_admin_task as register\n"
         + textwrap.dedent(body)
     )
     return name

@@ -25,8 +25,8 @@ from tests.faults.helpers import (
     submission_state,
 )
 from tests.support.dagster_stack import REPO_ROOT
-from validibot.core.dagster_client import DagsterClient
 from validibot.core.maintenance import parse_summary
+from validibot.operations.dagster_client import DagsterClient
 from validibot_ops.tags import TRIGGER_TAG
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(300)]

@@ -34,7 +34,7 @@ from tests.faults.helpers import (
     wait_run_and_retry,
 )
 from tests.support.services import wait_until
-from validibot.core.dagster_client import DagsterClient
+from validibot.operations.dagster_client import DagsterClient
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(420)]
 

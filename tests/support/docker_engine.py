@@ -1,6 +1,6 @@
 """A real Docker engine for tests: a private ``dockerd`` started and stopped by PID, or a given one.
 
-The engine is private on purpose: ``cleanup_containers`` removes every Validibot-labelled
+The engine is private on purpose: ``cleanup_orphaned_containers`` removes every Validibot-labelled
 container on the engine it is pointed at, so tests never borrow the host's default engine
 unless ``VALIDIBOT_TEST_DOCKER_URL`` names one explicitly.
 

@@ -13,7 +13,7 @@ from django.apps import apps
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from validibot.core.tasks.registry import get_all_admin_tasks
+from validibot.tasks.registry import get_all_admin_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,7 @@ OWN_BAD = [
     ("cleanup_stuck_runs", "--timeout-minutes=soon", "--timeout-minutes", "must be an integer"),
     ("cleanup_callback_receipts", "--days=0", "--days", "positive integer"),
     ("cleanup_callback_receipts", "--days=-30", "--days", "positive integer"),
-    ("cleanup_containers", "--grace-period=-1", "--grace-period", "zero or a positive"),
+    ("cleanup_orphaned_containers", "--grace-period=-1", "--grace-period", "zero or a positive"),
     ("seed_demo_data", "--scale=0", "--scale", "positive integer"),
 ]
 CASES = [(command, *bad) for command in COMMANDS for bad in SHARED_BAD] + OWN_BAD
@@ -97,11 +97,11 @@ def test_bad_argument_exits_non_zero_from_the_shell(argv):
         ("purge_expired_submissions", {"batch_size": -1}, "--batch-size: must be a positive"),
         ("purge_expired_outputs", {"batch_size": 0}, "--batch-size: must be a positive"),
         ("cleanup_idempotency_keys", {"max_batches": -1}, "--max-batches: must be zero or"),
-        ("clearsessions", {"batch_size": "abc"}, "--batch-size: must be an integer"),
+        ("clear_sessions", {"batch_size": "abc"}, "--batch-size: must be an integer"),
         # Unchecked, a negative window would put the cutoff in the future: every row would go.
         ("cleanup_callback_receipts", {"days": -5}, "--days: must be a positive"),
         ("cleanup_stuck_runs", {"timeout_minutes": -5}, "--timeout-minutes: must be a positive"),
-        ("cleanup_containers", {"grace_period": -1}, "--grace-period: must be zero or"),
+        ("cleanup_orphaned_containers", {"grace_period": -1}, "--grace-period: must be zero or"),
     ],
 )
 def test_keyword_options_are_checked_like_command_line_ones(seeded, command, options, message):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from validibot.core.tasks.registry import get_all_admin_tasks
+from validibot.tasks.registry import get_all_admin_tasks
 
 
 @pytest.mark.django_db

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.dagster_stack import REPO_ROOT, VENV_BIN, ManagedProcess, free_port
 from tests.support.services import wait_until
-from validibot.core.tasks.registry import SCHEDULED_ADMIN_TASKS
+from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS
 
 pytestmark = pytest.mark.timeout(300)
 

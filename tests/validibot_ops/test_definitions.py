@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from tests.support.dagster_stack import REPO_ROOT, VENV_BIN
-from validibot.core.tasks.registry import SCHEDULED_ADMIN_TASKS, ScheduledAdminTaskDefinition
+from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS, ScheduledAdminTaskDefinition
 from validibot_ops.definitions import build_definitions
 from validibot_ops.ops import task_asset_key
 from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG
@@ -63,7 +63,7 @@ def test_each_task_has_a_documented_asset_for_its_counts():
 
 
 def test_a_disabled_task_gets_a_stopped_schedule(monkeypatch):
-    from validibot.core.tasks.registry import register_scheduled_admin_task
+    from validibot.tasks.registry import register_scheduled_admin_task
 
     register_scheduled_admin_task(
         ScheduledAdminTaskDefinition(
@@ -79,7 +79,7 @@ def test_a_disabled_task_gets_a_stopped_schedule(monkeypatch):
 
 
 def test_a_gcp_only_task_gets_no_dagster_job():
-    from validibot.core.tasks.registry import register_scheduled_admin_task
+    from validibot.tasks.registry import register_scheduled_admin_task
 
     register_scheduled_admin_task(
         ScheduledAdminTaskDefinition(
@@ -167,7 +167,7 @@ def test_every_count_a_command_reports_is_described_for_the_ui(task: ScheduledAd
 
 
 def test_a_task_whose_command_does_not_exist_stops_the_load():
-    from validibot.core.tasks.registry import RegistryError, register_scheduled_admin_task
+    from validibot.tasks.registry import RegistryError, register_scheduled_admin_task
 
     register_scheduled_admin_task(
         ScheduledAdminTaskDefinition(
@@ -181,6 +181,11 @@ def test_a_task_whose_command_does_not_exist_stops_the_load():
 def test_commands_are_found_in_django_core_and_app_config_paths():
     from validibot_ops.commands import available_commands
 
-    apps = ["validibot.core", "tests.support.testapp.apps.TestAppConfig", "django.contrib.sessions"]
-    wanted = {"clearsessions", "noop_task", "migrate", "cleanup_containers", "nope"}
+    apps = [
+        "validibot.core",
+        "validibot.validations",
+        "tests.support.testapp.apps.TestAppConfig",
+        "django.contrib.sessions",
+    ]
+    wanted = {"clear_sessions", "noop_task", "migrate", "cleanup_orphaned_containers", "nope"}
     assert available_commands(apps, wanted) == wanted - {"nope"}

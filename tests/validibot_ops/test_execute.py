@@ -10,9 +10,9 @@ from django.contrib.sessions.models import Session
 from django.core.management import call_command
 
 from validibot.core.models import IdempotencyKey
-from validibot.core.tasks.registry import SCHEDULED_ADMIN_TASKS, register_scheduled_admin_task
 from validibot.retention.models import PurgeRetry
 from validibot.submissions.models import Submission
+from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS, register_scheduled_admin_task
 from validibot.validations.models import CallbackReceipt, RunStatus, ValidationOutput, ValidationRun
 from validibot_ops.definitions import build_definitions
 from validibot_ops.ops import task_asset_key
@@ -160,5 +160,5 @@ def test_command_output_is_streamed_into_the_dagster_log(seeded):
             for entry in instance.all_logs(result.run_id)
             if entry.dagster_event is None
         ]
-    assert any(m.startswith("running manage.py clearsessions") for m in messages)
-    assert any('"task": "clearsessions"' in m for m in messages)
+    assert any(m.startswith("running manage.py clear_sessions") for m in messages)
+    assert any('"task": "clear_sessions"' in m for m in messages)

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster._utils.schedules import cron_string_iterator  # Dagster's own tick iterator
 
-from validibot.core.tasks import health
-from validibot.core.tasks.health import (
+from validibot.tasks import health
+from validibot.tasks.health import (
     DISABLED,
     FAILING,
     HEALTHY,
@@ -20,7 +20,7 @@ from validibot.core.tasks.health import (
     expected_interval,
     grace_intervals_from_env,
 )
-from validibot.core.tasks.registry import SCHEDULED_ADMIN_TASKS, ScheduledAdminTaskDefinition
+from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS, ScheduledAdminTaskDefinition
 
 NEW_YORK = "America/New_York"
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

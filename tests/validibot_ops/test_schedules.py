@@ -11,8 +11,8 @@ import dagster as dg
 import pytest
 from dagster._utils.schedules import cron_string_iterator  # Dagster's own tick iterator
 
-from validibot.core.tasks.overrides import OVERRIDES_ENV, OverridesError
-from validibot.core.tasks.registry import (
+from validibot.tasks.overrides import OVERRIDES_ENV, OverridesError
+from validibot.tasks.registry import (
     ScheduledAdminTaskDefinition,
     get_admin_task_by_id,
     register_scheduled_admin_task,

@@ -15,8 +15,8 @@ import dagster as dg
 import pytest
 
 from tests.support.testapp.task_definitions import TEST_TASKS
-from validibot.core.tasks.health import GRACE_ENV
-from validibot.core.tasks.registry import (
+from validibot.tasks.health import GRACE_ENV
+from validibot.tasks.registry import (
     ScheduledAdminTaskDefinition,
     register_scheduled_admin_task,
 )

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.dagster_stack import DagsterStack, free_port
 from tests.support.services import wait_until
-from validibot.core.dagster_client import DagsterClient
+from validibot.operations.dagster_client import DagsterClient
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(600)]
 

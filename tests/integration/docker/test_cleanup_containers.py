@@ -1,4 +1,4 @@
-"""``cleanup_containers`` against a real engine: exactly the orphaned validator containers go."""
+"""cleanup_orphaned_containers against a real engine: exactly the orphaned containers go."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from validibot.core.containers import (
+from validibot.core.maintenance import parse_summary
+from validibot.submissions.models import Submission
+from validibot.validations.containers import (
     MANAGED_LABEL,
     RUN_ID_LABEL,
     STARTED_AT_LABEL,
     TIMEOUT_LABEL,
     VALIDATOR_LABEL,
 )
-from validibot.core.maintenance import parse_summary
-from validibot.submissions.models import Submission
 from validibot.validations.models import RunStatus, ValidationRun
 
 pytestmark = pytest.mark.django_db
@@ -113,7 +113,7 @@ def engine_settings(settings, docker_url):
 def cleanup(*args: str) -> dict:
     """Run the command in-process and return its one-line JSON summary."""
     out = StringIO()
-    call_command("cleanup_containers", "--grace-period", str(GRACE_S), *args, stdout=out)
+    call_command("cleanup_orphaned_containers", "--grace-period", str(GRACE_S), *args, stdout=out)
     summary = parse_summary(out.getvalue())
     assert summary is not None, out.getvalue()
     return summary
@@ -148,7 +148,9 @@ def test_removes_exactly_the_orphans_and_a_second_run_is_a_no_op(docker_client, 
 @pytest.mark.usefixtures("engine_settings")
 def test_dry_run_reports_the_orphans_and_removes_nothing(docker_client, containers):
     out = StringIO()
-    call_command("cleanup_containers", "--grace-period", str(GRACE_S), "--dry-run", stdout=out)
+    call_command(
+        "cleanup_orphaned_containers", "--grace-period", str(GRACE_S), "--dry-run", stdout=out
+    )
 
     summary = parse_summary(out.getvalue())
     assert summary["dry_run"] is True

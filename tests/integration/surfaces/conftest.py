@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.dagster_stack import DagsterStack, free_port
-from validibot.core.dagster_client import DagsterClient
+from validibot.operations.dagster_client import DagsterClient
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Surfaces:
 
     def wait(self, run_id: str, timeout: float = 150):
         """Wait for a run; a timeout fails with the daemon's log tail (if a daemon runs)."""
-        from validibot.core.dagster_client import RunTimeout
+        from validibot.operations.dagster_client import RunTimeout
 
         try:
             return self.client.wait_for_run(run_id, timeout=timeout)

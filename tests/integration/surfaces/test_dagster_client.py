@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from validibot.core.dagster_client import (
+from validibot.operations.dagster_client import (
     DagsterClient,
     DagsterUnavailable,
     JobNotFound,

@@ -9,15 +9,15 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from validibot.core.tasks.overrides import ScheduleOverride
-from validibot.core.tasks.registry import (
+from validibot.tasks.overrides import ScheduleOverride
+from validibot.tasks.registry import (
     BACKEND_DAGSTER,
     BACKEND_GCP,
     ScheduledAdminTaskDefinition,
     get_admin_tasks_for_backend,
     register_scheduled_admin_task,
 )
-from validibot.core.tasks.schedule_sync import ObservedSchedule, apply_plan, plan_schedules
+from validibot.tasks.sync_plan import ObservedSchedule, apply_plan, plan_schedules
 
 ON = ScheduledAdminTaskDefinition(id="task_on", name="On", command="noop_task", cron="0 * * * *")
 OFF = ScheduledAdminTaskDefinition(

@@ -16,7 +16,7 @@ from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
 from tests.support.dagster_stack import REPO_ROOT, DagsterStack
 from tests.support.services import in_ci, wait_until
-from validibot.core.tasks.registry import SCHEDULED_ADMIN_TASKS
+from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(300)]
 

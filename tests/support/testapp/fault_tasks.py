@@ -6,7 +6,7 @@ run whose worker was killed only when that limit passes, so the fault tests wait
 the 30 min of a real task.
 """
 
-from validibot.core.tasks.registry import (
+from validibot.tasks.registry import (
     ScheduledAdminTaskDefinition,
     register_scheduled_admin_task,
 )

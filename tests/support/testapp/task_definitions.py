@@ -4,7 +4,7 @@ Tests that only need the definitions import them from here; ``tasks.py`` registe
 ``VALIDIBOT_TASK_MODULES=tests.support.testapp.tasks`` loads in Dagster processes).
 """
 
-from validibot.core.tasks.registry import ScheduledAdminTaskDefinition
+from validibot.tasks.registry import ScheduledAdminTaskDefinition
 
 TEST_TASKS = (
     ScheduledAdminTaskDefinition(

@@ -1,6 +1,6 @@
 """An enabled task that always fails (status view and alert tests); yearly cron, never ticks."""
 
-from validibot.core.tasks.registry import (
+from validibot.tasks.registry import (
     ScheduledAdminTaskDefinition,
     register_scheduled_admin_task,
 )

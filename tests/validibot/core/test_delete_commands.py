@@ -18,6 +18,7 @@ from django.db.models import Model
 from tests.factories import CallbackReceiptFactory, IdempotencyKeyFactory, SessionFactory
 from tests.validibot.conftest import NOW
 from validibot.core.models import IdempotencyKey
+from validibot.tasks.registry import get_all_admin_tasks
 from validibot.validations.models import CallbackReceipt
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +48,7 @@ DELETERS = [
         lambda: CallbackReceiptFactory(received_at=NOW - timedelta(days=2)),
     ),
     Deleter(
-        "clearsessions",
+        "clear_sessions",
         Session,
         lambda: SessionFactory(expire_date=NOW - timedelta(days=1)),
         lambda: SessionFactory(expire_date=NOW + timedelta(days=1)),
@@ -168,19 +169,24 @@ def test_sessions_expire_at_now_inclusive(run):
     SessionFactory(expire_date=NOW)
     live = SessionFactory(expire_date=NOW + timedelta(microseconds=1))
 
-    assert run("clearsessions").counts == {"deleted": 1}
+    assert run("clear_sessions").counts == {"deleted": 1}
     assert pks(Session) == {live.pk}
 
 
-def test_clearsessions_is_ours_not_djangos():
-    assert get_commands()["clearsessions"] == "validibot.core"
+def test_every_task_command_is_named_after_its_task_id_and_old_names_still_work():
+    commands = get_commands()
+    assert commands["clear_sessions"] == "validibot.core"
+    assert commands["clearsessions"] == "django.contrib.sessions"  # Django's own, untouched
+    assert commands["cleanup_containers"] == "validibot.validations"  # deprecated alias
+    for task in get_all_admin_tasks():
+        assert task.command == task.id
 
 
 def test_clearsessions_with_a_non_database_engine_uses_its_clear_expired(run, settings):
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 
-    dry = run("clearsessions", "--dry-run")
-    real = run("clearsessions")
+    dry = run("clear_sessions", "--dry-run")
+    real = run("clear_sessions")
 
     for result in (dry, real):
         assert result.summary["status"] == "completed"

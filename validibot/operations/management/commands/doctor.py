@@ -16,10 +16,10 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from validibot.core.broker import broker_url
-from validibot.core.dagster_client import DagsterClient, DagsterClientError
-from validibot.core.tasks.overrides import OverridesError, load_overrides
-from validibot.core.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
-from validibot.core.tasks.schedule_sync import ObservedSchedule, plan_schedules
+from validibot.operations.dagster_client import DagsterClient, DagsterClientError
+from validibot.tasks.overrides import OverridesError, load_overrides
+from validibot.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
+from validibot.tasks.sync_plan import ObservedSchedule, plan_schedules
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 CHECKS = ("database", "redis", "workers", "code_location", "daemon", "schedules", "overrides")

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.validibot.api.conftest import SCOPED_TOKEN, TOKEN
+from tests.validibot.operations.conftest import SCOPED_TOKEN, TOKEN
 from validibot.core.models import IdempotencyKey
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.timeout(300)]

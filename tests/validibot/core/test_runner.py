@@ -9,10 +9,10 @@ import pytest
 
 from tests.factories import SubmissionFactory, ValidationRunFactory
 from tests.validibot.conftest import NOW
+from validibot.core import runner as scheduled_tasks
 from validibot.core.periodic_emails import register_periodic_email_handler
-from validibot.core.tasks import scheduled_tasks
-from validibot.core.tasks.registry import get_all_admin_tasks
-from validibot.core.tasks.scheduled_tasks import TaskFailed, run_scheduled_task
+from validibot.core.runner import TaskFailed, run_scheduled_task
+from validibot.tasks.registry import get_all_admin_tasks
 from validibot.validations.models import RunStatus, ValidationRun
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.dagster_stack import DagsterStack, free_port
-from validibot.core.dagster_client import DagsterClient
+from validibot.operations.dagster_client import DagsterClient
 
 TOKEN = "trigger-token-3f9a7c1e-global"
 SCOPED_TOKEN = "trigger-token-b81d44aa-scoped-to-clear-sessions"
@@ -47,7 +47,7 @@ def live(tokens, dagster_stack):
 @pytest.fixture
 def wait_for_run(live, dagster_stack):
     """``wait_for_run(run_id)`` -> RunInfo; a timeout fails with the daemon's log tail."""
-    from validibot.core.dagster_client import RunTimeout
+    from validibot.operations.dagster_client import RunTimeout
 
     def wait(run_id: str, timeout: float = 150):
         try:

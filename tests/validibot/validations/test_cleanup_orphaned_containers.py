@@ -1,4 +1,4 @@
-"""cleanup_containers: no engine (report or fail), and the orphan rules against a fake engine.
+"""cleanup_orphaned_containers: no engine (report or fail), the orphan rules on a fake engine.
 
 A later issue runs this against a real Docker engine; here a small fake stands in for the SDK
 client so the selection rules are tested exactly.
@@ -19,7 +19,8 @@ from django.core.management.base import CommandError
 
 from tests.factories import ValidationRunFactory
 from tests.validibot.conftest import NOW
-from validibot.core.containers import (
+from validibot.core.maintenance import parse_summary
+from validibot.validations.containers import (
     MANAGED_LABEL,
     RUN_ID_LABEL,
     STARTED_AT_LABEL,
@@ -27,7 +28,6 @@ from validibot.core.containers import (
     ContainerInfo,
     orphan_reason,
 )
-from validibot.core.maintenance import parse_summary
 from validibot.validations.models import TERMINAL, RunStatus
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +44,7 @@ def dead_engine(settings, tmp_path: Path) -> str:
 
 
 def test_unreachable_engine_is_reported_and_not_an_error(run, dead_engine):
-    result = run("cleanup_containers")
+    result = run("cleanup_orphaned_containers")
 
     assert result.summary["status"] == "completed"
     assert result.counts == {
@@ -62,7 +62,9 @@ def test_unreachable_engine_fails_clearly_when_required(dead_engine):
     out = io.StringIO()
 
     with pytest.raises(CommandError, match="Docker engine not reachable"):
-        call_command("cleanup_containers", "--require-engine", stdout=out, stderr=io.StringIO())
+        call_command(
+            "cleanup_orphaned_containers", "--require-engine", stdout=out, stderr=io.StringIO()
+        )
 
     summary = parse_summary(out.getvalue())
     assert summary["status"] == "failed"
@@ -140,7 +142,7 @@ def removed(engine: FakeEngine) -> set[str]:
 
 
 def test_removes_exactly_the_orphans(run, engine):
-    result = run("cleanup_containers")
+    result = run("cleanup_orphaned_containers")
 
     assert removed(engine) == {"finished", "overdue", "no-run"}
     assert result.counts == {
@@ -156,14 +158,14 @@ def test_removes_exactly_the_orphans(run, engine):
 
 
 def test_second_run_is_a_no_op(run, engine):
-    run("cleanup_containers")
+    run("cleanup_orphaned_containers")
 
-    assert run("cleanup_containers").counts["removed"] == 0
+    assert run("cleanup_orphaned_containers").counts["removed"] == 0
     assert removed(engine) == {"finished", "overdue", "no-run"}
 
 
 def test_dry_run_removes_nothing(run, engine):
-    result = run("cleanup_containers", "--dry-run")
+    result = run("cleanup_orphaned_containers", "--dry-run")
 
     assert removed(engine) == set()
     assert result.counts["removed"] == 3
@@ -171,14 +173,14 @@ def test_dry_run_removes_nothing(run, engine):
 
 
 def test_all_removes_every_managed_container_and_nothing_else(run, engine):
-    result = run("cleanup_containers", "--all")
+    result = run("cleanup_orphaned_containers", "--all")
 
     assert removed(engine) == {"finished", "active", "overdue", "no-run", "young-no-run"}
     assert result.counts["removed"] == 5
 
 
 def test_grace_period_option(run, engine):
-    run("cleanup_containers", "--grace-period=0")
+    run("cleanup_orphaned_containers", "--grace-period=0")
 
     assert "young-no-run" in removed(engine)
 
@@ -188,7 +190,7 @@ def test_one_failed_removal_does_not_stop_the_others(engine):
     out, err = io.StringIO(), io.StringIO()
 
     with pytest.raises(CommandError, match="1 container"):
-        call_command("cleanup_containers", stdout=out, stderr=err)
+        call_command("cleanup_orphaned_containers", stdout=out, stderr=err)
 
     assert removed(engine) == {"overdue", "no-run"}
     summary = parse_summary(out.getvalue())

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from tests.validibot.api.conftest import SCOPED_TOKEN, TOKEN
-from validibot.core.dagster_client import DagsterClient
+from tests.validibot.operations.conftest import SCOPED_TOKEN, TOKEN
 from validibot.core.models import IdempotencyKey
+from validibot.operations.dagster_client import DagsterClient
 
 pytestmark = pytest.mark.django_db
 
@@ -121,7 +121,7 @@ def test_an_internal_error_is_500_without_the_exception_text(client, tokens, mon
         raise RuntimeError("secret internal detail: db password=hunter2")
 
     monkeypatch.setattr(DagsterClient, "launch_task", explode)
-    with caplog.at_level(logging.ERROR, logger="validibot.core.api.scheduled_tasks"):
+    with caplog.at_level(logging.ERROR, logger="validibot.operations.trigger"):
         response = post(client, **bearer(TOKEN))
     assert response.status_code == 500
     assert response.json() == {"error": "internal error"}

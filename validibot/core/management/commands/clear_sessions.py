@@ -1,4 +1,4 @@
-"""Django's clearsessions, batched and summarised (shadows django.contrib.sessions' command)."""
+"""clear_sessions: Django's clearsessions, batched and summarised (Django's own command stays)."""
 
 from importlib import import_module
 from typing import Any
@@ -17,7 +17,7 @@ class Command(MaintenanceCommand):
         "works in committed batches and supports --dry-run; other engines get their own "
         "clear_expired()."
     )
-    task_name = "clearsessions"
+    task_name = "clear_sessions"
     count_names = ("deleted",)
 
     def run_task(self, options: dict[str, Any]) -> None:

@@ -36,14 +36,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from validibot.core.dagster_client import (
+from validibot.core.models import IdempotencyKey
+from validibot.operations.dagster_client import (
     DagsterClient,
     DagsterUnavailable,
     JobNotFound,
     RunNotFound,
 )
-from validibot.core.models import IdempotencyKey
-from validibot.core.tasks.registry import ScheduledAdminTaskDefinition, get_admin_task_by_id
+from validibot.tasks.registry import ScheduledAdminTaskDefinition, get_admin_task_by_id
 
 logger = logging.getLogger(__name__)
 

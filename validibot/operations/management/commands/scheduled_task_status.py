@@ -1,7 +1,7 @@
 """Per task, at a glance: health, last run (status, when, how long, rows affected), next tick.
 
 Reads run history over the Dagster webserver's GraphQL API and judges health with the same
-rule as the dead man's switch sensor (validibot/core/tasks/health.py).
+rule as the dead man's switch sensor (validibot/tasks/health.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from validibot.core.dagster_client import DagsterClient, DagsterClientError
-from validibot.core.tasks.health import FAILING, LATE, classify
-from validibot.core.tasks.registry import (
+from validibot.operations.dagster_client import DagsterClient, DagsterClientError
+from validibot.tasks.health import FAILING, LATE, classify
+from validibot.tasks.registry import (
     BACKEND_DAGSTER,
     get_admin_tasks_for_backend,
     iter_fire_times,

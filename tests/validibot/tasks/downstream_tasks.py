@@ -1,6 +1,6 @@
 """A downstream package's task module, loaded through VALIDIBOT_TASK_MODULES in the tests."""
 
-from validibot.core.tasks.registry import (
+from validibot.tasks.registry import (
     ScheduledAdminTaskDefinition,
     register_scheduled_admin_task,
 )

@@ -8,8 +8,8 @@ import json
 import pytest
 from django.core.management import call_command
 
-from validibot.core.tasks.registry import get_all_admin_tasks
-from validibot.core.tasks.scheduled_tasks import run_scheduled_task
+from validibot.core.runner import run_scheduled_task
+from validibot.tasks.registry import get_all_admin_tasks
 
 pytestmark = pytest.mark.django_db
 

@@ -5,8 +5,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
-from validibot.core.containers import MANAGED_LABEL, ContainerInfo, describe, orphan_reason
 from validibot.core.maintenance import MaintenanceCommand, non_negative_int
+from validibot.validations.containers import MANAGED_LABEL, ContainerInfo, describe, orphan_reason
 from validibot.validations.models import TERMINAL, ValidationRun
 
 
@@ -17,7 +17,7 @@ class Command(MaintenanceCommand):
         "are never touched. With no reachable Docker engine it says so and exits 0 (use "
         "--require-engine to make that an error)."
     )
-    task_name = "cleanup_containers"
+    task_name = "cleanup_orphaned_containers"
     count_names = ("examined", "removed", "kept", "errors", "engine_unreachable")
 
     def add_task_arguments(self, parser: CommandParser) -> None:

@@ -6,7 +6,7 @@ Pure Python (no Django, no Dagster), like the registry: the Dagster dead man's s
 can never disagree about a task.
 
     >>> from datetime import datetime, timedelta, UTC
-    >>> from validibot.core.tasks.registry import get_admin_task_by_id
+    >>> from validibot.tasks.registry import get_admin_task_by_id
     >>> task = get_admin_task_by_id("purge_expired_submissions")      # cron 0 * * * *
     >>> now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     >>> classify(task, now - timedelta(hours=3), "SUCCESS", now - timedelta(hours=3), now).state
@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from validibot.core.tasks.registry import ScheduledAdminTaskDefinition, iter_fire_times
+from validibot.tasks.registry import ScheduledAdminTaskDefinition, iter_fire_times
 
 GRACE_ENV = "VALIDIBOT_ALERT_GRACE_INTERVALS"
 DEFAULT_GRACE_INTERVALS = 2.0

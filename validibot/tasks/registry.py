@@ -240,7 +240,7 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
     ScheduledAdminTaskDefinition(
         id="cleanup_orphaned_containers",
         name="Clean up orphaned containers",
-        command="cleanup_containers",
+        command="cleanup_orphaned_containers",
         cron="*/10 * * * *",
         description="Remove validator containers that outlived their runs (Docker Compose only).",
         count_descriptions=(
@@ -272,7 +272,7 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
     ScheduledAdminTaskDefinition(
         id="clear_sessions",
         name="Clear expired sessions",
-        command="clearsessions",
+        command="clear_sessions",
         cron="0 2 * * *",
         description="Delete expired Django sessions.",
         count_descriptions=(("deleted", "expired rows deleted"),),

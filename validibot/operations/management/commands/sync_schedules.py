@@ -21,15 +21,15 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from validibot.core.dagster_client import DagsterClient, DagsterClientError
-from validibot.core.tasks.overrides import OverridesError, load_overrides
-from validibot.core.tasks.registry import (
+from validibot.operations.dagster_client import DagsterClient, DagsterClientError
+from validibot.tasks.overrides import OverridesError, load_overrides
+from validibot.tasks.registry import (
     BACKEND_DAGSTER,
     BACKEND_GCP,
     ScheduledAdminTaskDefinition,
     get_admin_tasks_for_backend,
 )
-from validibot.core.tasks.schedule_sync import (
+from validibot.tasks.sync_plan import (
     ObservedSchedule,
     SchedulePlan,
     apply_plan,

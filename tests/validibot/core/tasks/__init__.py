@@ -1,1 +1,0 @@
-"""Tests of validibot.core.tasks."""
