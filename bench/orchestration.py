@@ -336,10 +336,10 @@ def measure_celery_executor(stack, repeat: int) -> list[Way]:
 
 def pause_builtin_schedules(root: Path) -> Path:
     """An overrides file pausing every built-in schedule, so only ``test_noop`` ticks."""
-    from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS
+    from validibot.tasks.registry import BUILTIN_TASKS
 
     path = root / "bench_overrides.json"
-    paused = {t.id: {"enabled": False, "reason": "bench"} for t in SCHEDULED_ADMIN_TASKS}
+    paused = {t.id: {"enabled": False, "reason": "bench"} for t in BUILTIN_TASKS}
     path.write_text(json.dumps(paused))
     return path
 
@@ -447,11 +447,11 @@ def runs_per_day(cron: str, timezone: str) -> float:
 
 
 def daily_schedule() -> list[tuple[str, str, float]]:
-    from validibot.tasks.registry import BACKEND_DAGSTER, SCHEDULED_ADMIN_TASKS
+    from validibot.tasks.registry import BACKEND_DAGSTER, BUILTIN_TASKS
 
     return [
         (t.id, t.cron, runs_per_day(t.cron, t.timezone))
-        for t in SCHEDULED_ADMIN_TASKS
+        for t in BUILTIN_TASKS
         if t.enabled and BACKEND_DAGSTER in t.backends
     ]
 

@@ -2,11 +2,11 @@
 
 Run ``python bench/registry_scale.py`` (1,000 downstream tasks) or ``--quick`` (100).
 
-A generated module registers the tasks through ``register_scheduled_admin_task()`` and is
+A generated module registers the tasks through ``register()`` and is
 reached the way a downstream package is: ``VALIDIBOT_TASK_MODULES``. Each measurement is a
 fresh child process (nothing cached), run ``--repeat`` times; the table keeps the fastest:
 
-- ``registry``: ``get_all_admin_tasks()`` (imports the task module, validates every entry);
+- ``registry``: ``get_tasks()`` (imports the task module, validates every entry);
 - ``definitions``: ``import validibot_ops.definitions`` (builds every job, schedule, sensor and
   asset spec) and then ``defs.get_repository_def()`` plus every job and schedule resolved, as
   the webserver and daemon do; ``import dagster`` alone is timed first and reported apart;
@@ -35,13 +35,13 @@ TARGET_S = 5.0
 TASK_MODULE = '''"""{count} generated tasks for bench/registry_scale.py."""
 
 from validibot.tasks.registry import (
-    ScheduledAdminTaskDefinition,
-    register_scheduled_admin_task,
+    MaintenanceTask,
+    register,
 )
 
 for number in range({count}):
-    register_scheduled_admin_task(
-        ScheduledAdminTaskDefinition(
+    register(
+        MaintenanceTask(
             id=f"bench_task_{{number:05d}}",
             name=f"Bench task {{number}}",
             command="cleanup_idempotency_keys",
@@ -55,8 +55,8 @@ for number in range({count}):
 REGISTRY_PROBE = """
 import json, resource, time
 started = time.perf_counter()
-from validibot.tasks.registry import get_all_admin_tasks
-tasks = get_all_admin_tasks()
+from validibot.tasks.registry import get_tasks
+tasks = get_tasks()
 elapsed = time.perf_counter() - started
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"load_s": elapsed, "tasks": len(tasks), "rss_mb": rss}))

@@ -11,7 +11,7 @@ import importlib.util
 import os
 from collections.abc import Iterable
 
-from validibot.tasks.registry import RegistryError, ScheduledAdminTaskDefinition
+from validibot.tasks.registry import MaintenanceTask, RegistryError
 from validibot_ops.resources import DEFAULT_SETTINGS_MODULE
 
 
@@ -41,7 +41,7 @@ def available_commands(installed_apps: Iterable[str], wanted: Iterable[str]) -> 
     return {c for c in wanted if any(_has_command(app, c) for app in apps)}
 
 
-def check_commands(tasks: Iterable[ScheduledAdminTaskDefinition]) -> None:
+def check_commands(tasks: Iterable[MaintenanceTask]) -> None:
     """Raise :class:`RegistryError` naming each task whose command no installed app provides."""
     tasks = list(tasks)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS_MODULE)

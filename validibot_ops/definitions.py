@@ -12,7 +12,7 @@ from __future__ import annotations
 import dagster as dg
 
 from validibot.tasks.overrides import load_overrides
-from validibot.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
+from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks_for_backend
 from validibot_ops.commands import check_commands
 from validibot_ops.executors import build_executor
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY, SummaryIOManager
@@ -36,7 +36,7 @@ def _asset_description(task) -> str:
 
 
 def build_definitions() -> dg.Definitions:
-    tasks = get_admin_tasks_for_backend(BACKEND_DAGSTER)
+    tasks = get_tasks_for_backend(BACKEND_DAGSTER)
     check_commands(tasks)
     overrides = load_overrides(known_ids={t.id for t in tasks})
     executor = build_executor()

@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 
 from validibot.core.broker import BACKEND_ENVS, BROKER_ENVS, first_set
-from validibot.tasks.registry import get_all_admin_tasks
+from validibot.tasks.registry import get_tasks
 
 EXECUTOR_ENV = "VALIDIBOT_EXECUTOR"
 VISIBILITY_MARGIN_SECONDS = 600
@@ -41,7 +41,7 @@ def executor_kind() -> str:
 def visibility_timeout_seconds() -> int:
     """Above every task's hard limit, so Redis never redelivers a step that is still running
     (celery/celery#5935: a long task redelivered after the 1 h default runs twice)."""
-    longest = max((t.hard_time_limit_seconds for t in get_all_admin_tasks()), default=1800)
+    longest = max((t.hard_time_limit_seconds for t in get_tasks()), default=1800)
     return max(3600, longest + VISIBILITY_MARGIN_SECONDS)
 
 

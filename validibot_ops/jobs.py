@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from validibot.tasks.registry import ScheduledAdminTaskDefinition
+from validibot.tasks.registry import MaintenanceTask
 from validibot_ops.ops import build_task_op
 from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG
 
 
-def job_tags(task: ScheduledAdminTaskDefinition) -> dict[str, str]:
+def job_tags(task: MaintenanceTask) -> dict[str, str]:
     """Run tags every run of the task's job carries.
 
     ``validibot/task`` is what ``dagster.yaml``'s tag concurrency limit counts (one run per
@@ -24,7 +24,7 @@ def job_tags(task: ScheduledAdminTaskDefinition) -> dict[str, str]:
 
 
 def build_task_job(
-    task: ScheduledAdminTaskDefinition, executor_def: dg.ExecutorDefinition | None = None
+    task: MaintenanceTask, executor_def: dg.ExecutorDefinition | None = None
 ) -> dg.JobDefinition:
     """The task's job, named after the task id."""
     op_def = build_task_op(task)

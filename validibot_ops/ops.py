@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-from validibot.tasks.registry import ScheduledAdminTaskDefinition
+from validibot.tasks.registry import MaintenanceTask
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY
 from validibot_ops.resources import DjangoResource
 from validibot_ops.tags import ASSET_PREFIX, CELERY_QUEUE_TAG, TASK_TAG
@@ -24,12 +24,12 @@ class TaskRunConfig(dg.Config):
     """Arguments appended after the registry's own, e.g. ``["--batch-size", "50"]``."""
 
 
-def task_asset_key(task: ScheduledAdminTaskDefinition) -> dg.AssetKey:
+def task_asset_key(task: MaintenanceTask) -> dg.AssetKey:
     """The per-task asset whose materializations plot each run's counts over time."""
     return dg.AssetKey([ASSET_PREFIX, task.id])
 
 
-def build_retry_policy(task: ScheduledAdminTaskDefinition) -> dg.RetryPolicy | None:
+def build_retry_policy(task: MaintenanceTask) -> dg.RetryPolicy | None:
     """The registry's retry budget as a Dagster policy: exponential backoff with jitter."""
     if task.max_retries == 0:
         return None
@@ -58,7 +58,7 @@ FINISHED_RUN_STATUSES = frozenset(
 )
 
 
-def _refuse_if_run_finished(context: dg.OpExecutionContext, task: ScheduledAdminTaskDefinition):
+def _refuse_if_run_finished(context: dg.OpExecutionContext, task: MaintenanceTask):
     """Never start a command for a run that is already over.
 
     A Celery step can arrive after its run ended: Redis redelivers an unacknowledged step
@@ -77,7 +77,7 @@ def _refuse_if_run_finished(context: dg.OpExecutionContext, task: ScheduledAdmin
         )
 
 
-def build_task_op(task: ScheduledAdminTaskDefinition) -> dg.OpDefinition:
+def build_task_op(task: MaintenanceTask) -> dg.OpDefinition:
     """One op, named after the task, that runs its command and reports the JSON summary.
 
     - A command that cannot start (bad arguments, unknown command) fails without retries:
@@ -105,7 +105,7 @@ def build_task_op(task: ScheduledAdminTaskDefinition) -> dg.OpDefinition:
             f"running manage.py {task.command} {' '.join([*task.args, *args])}".rstrip()
         )
         try:
-            summary = django.run_task(task, args, on_stdout=log.info, on_stderr=log.warning)
+            summary = django.run_command(task, args, on_stdout=log.info, on_stderr=log.warning)
         except TaskFailed as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from validibot.tasks.registry import ScheduledAdminTaskDefinition
+from validibot.tasks.registry import MaintenanceTask
 
 DEFAULT_SETTINGS_MODULE = "config.settings.local"
 
@@ -45,21 +45,21 @@ class DjangoResource(dg.ConfigurableResource):
 
             django.setup()
 
-    def run_task(
+    def run_command(
         self,
-        task: ScheduledAdminTaskDefinition,
+        task: MaintenanceTask,
         extra_args: Sequence[str] = (),
         on_stdout: Callable[[str], None] | None = None,
         on_stderr: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
-        """Run the task's command and return its JSON summary (see ``run_scheduled_task``)."""
+        """Run the task's command and return its JSON summary (see ``run_task_command``)."""
         self.ensure_django()
         from django.db import close_old_connections, connections
 
-        from validibot.core.runner import run_scheduled_task
+        from validibot.core.runner import run_task_command
 
         close_old_connections()
         try:
-            return run_scheduled_task(task, extra_args, on_stdout=on_stdout, on_stderr=on_stderr)
+            return run_task_command(task, extra_args, on_stdout=on_stdout, on_stderr=on_stderr)
         finally:
             connections.close_all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from validibot.tasks.overrides import ScheduleOverride
-from validibot.tasks.registry import BACKEND_DAGSTER, ScheduledAdminTaskDefinition
+from validibot.tasks.registry import BACKEND_DAGSTER, MaintenanceTask
 from validibot_ops.tags import OVERRIDE_TAG, TASK_TAG, TRIGGER_TAG
 
 IN_PROGRESS_STATUSES = [
@@ -19,7 +19,7 @@ IN_PROGRESS_STATUSES = [
 
 
 def effective_schedule(
-    task: ScheduledAdminTaskDefinition, override: ScheduleOverride | None = None
+    task: MaintenanceTask, override: ScheduleOverride | None = None
 ) -> tuple[str, bool]:
     """The cron and running state the schedule gets: the registry's, unless overridden."""
     cron = override.cron if override and override.cron is not None else task.cron
@@ -28,7 +28,7 @@ def effective_schedule(
 
 
 def build_task_schedule(
-    task: ScheduledAdminTaskDefinition,
+    task: MaintenanceTask,
     job: dg.JobDefinition,
     override: ScheduleOverride | None = None,
 ) -> dg.ScheduleDefinition:

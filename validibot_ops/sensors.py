@@ -29,7 +29,7 @@ import dagster as dg
 
 from validibot.tasks.health import classify, grace_intervals_from_env
 from validibot.tasks.overrides import load_overrides
-from validibot.tasks.registry import ScheduledAdminTaskDefinition
+from validibot.tasks.registry import MaintenanceTask
 from validibot_ops.alerts import (
     LATE,
     RECOVERED,
@@ -64,7 +64,7 @@ def _utc_now() -> datetime:
 
 
 def build_sensors(
-    tasks: Sequence[ScheduledAdminTaskDefinition], clock: Clock = _utc_now
+    tasks: Sequence[MaintenanceTask], clock: Clock = _utc_now
 ) -> list[dg.SensorDefinition]:
     """The dead man's switch and the run-failure sensor for ``tasks``.
 
@@ -78,8 +78,8 @@ def build_sensors(
 
 
 def effective_tasks(
-    tasks: Sequence[ScheduledAdminTaskDefinition],
-) -> list[ScheduledAdminTaskDefinition]:
+    tasks: Sequence[MaintenanceTask],
+) -> list[MaintenanceTask]:
     """``tasks`` with the cron and enabled state their schedules actually get."""
     overrides = load_overrides(known_ids={t.id for t in tasks})
     result = []
@@ -159,7 +159,7 @@ def _asset_link(task_id: str) -> str | None:
 
 
 def build_dead_mans_switch_sensor(
-    tasks: Sequence[ScheduledAdminTaskDefinition], clock: Clock = _utc_now
+    tasks: Sequence[MaintenanceTask], clock: Clock = _utc_now
 ) -> dg.SensorDefinition:
     """One sensor watching every enabled task for a success within its grace window."""
 
@@ -195,7 +195,7 @@ def build_dead_mans_switch_sensor(
 
 def _check_task(
     context: dg.SensorEvaluationContext,
-    task: ScheduledAdminTaskDefinition,
+    task: MaintenanceTask,
     state: SwitchState,
     now: datetime,
     grace: float,
@@ -263,7 +263,7 @@ def failure_error(context: dg.RunFailureSensorContext) -> str:
     return "\n".join(messages)[:2000] or "the run failed"
 
 
-def build_run_failure_sensor(tasks: Sequence[ScheduledAdminTaskDefinition]) -> dg.SensorDefinition:
+def build_run_failure_sensor(tasks: Sequence[MaintenanceTask]) -> dg.SensorDefinition:
     """One sensor sending one alert per failed run of a maintenance job.
 
     It looks at every failed run of the deployment and keeps those tagged ``validibot/task``

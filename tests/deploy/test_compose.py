@@ -26,7 +26,7 @@ from tests.deploy.conftest import (
     env_example,
     load_yaml,
 )
-from validibot.tasks.registry import get_all_admin_tasks
+from validibot.tasks.registry import get_tasks
 
 VENV_BIN = Path(sys.executable).parent
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -121,7 +121,7 @@ def test_workers_serve_every_queue_the_registry_routes_to(app_services):
         if argv(service["command"])[:2] == ["validibot-ops", "worker"]
         for queue in option_values(argv(service["command"]), "--queue")
     }
-    assert {task.queue for task in get_all_admin_tasks()} <= served
+    assert {task.queue for task in get_tasks()} <= served
     assert served == {"default", "docker"}
 
 

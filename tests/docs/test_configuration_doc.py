@@ -69,13 +69,13 @@ def test_every_documented_variable_is_read_somewhere():
 
 
 def test_the_task_table_in_architecture_md_matches_the_registry():
-    from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS
+    from validibot.tasks.registry import BUILTIN_TASKS
 
     text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     table = text.split("<!-- tasks-table -->")[1].split("<!-- /tasks-table -->")[0]
     rows = [line for line in table.strip().splitlines()[2:]]
     expected = [
         f"| `{t.id}` | `{t.command}` | `{t.cron}` | {t.queue} | {t.description} |"
-        for t in SCHEDULED_ADMIN_TASKS
+        for t in BUILTIN_TASKS
     ]
     assert rows == expected

@@ -11,7 +11,7 @@ import dagster as dg
 
 from tests.support.dagster_stack import REPO_ROOT, DagsterStack
 from tests.support.services import wait_until
-from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS
+from validibot.tasks.registry import BUILTIN_TASKS
 from validibot_ops.tags import TASK_TAG
 
 FAULT_TASK_MODULE = "tests.support.testapp.fault_tasks"
@@ -44,7 +44,7 @@ def write_overrides(directory: Path, keep: tuple[str, ...] = ()) -> Path:
     a fault stack must not purge seeded rows on its hourly tick behind a test's back."""
     paused = {
         task.id: {"enabled": False, "reason": "fault suite"}
-        for task in SCHEDULED_ADMIN_TASKS
+        for task in BUILTIN_TASKS
         if task.id not in keep
     }
     path = directory / "overrides.json"

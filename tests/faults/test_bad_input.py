@@ -17,11 +17,11 @@ from tests.faults import figures
 from tests.faults.helpers import rows_changed, table_counts
 from tests.support.dagster_stack import REPO_ROOT
 from validibot.operations.dagster_client import DagsterClient, GraphQLError, JobNotFound
-from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS
+from validibot.tasks.registry import BUILTIN_TASKS
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(300)]
 
-COMMANDS = sorted({task.command for task in SCHEDULED_ADMIN_TASKS})
+COMMANDS = sorted({task.command for task in BUILTIN_TASKS})
 MALFORMED = {
     "--batch-size 0": (["--batch-size", "0"], "argument --batch-size: must be a positive integer"),
     "--batch-size abc": (["--batch-size", "abc"], "argument --batch-size: must be an integer"),
@@ -68,9 +68,8 @@ def test_every_command_refuses_malformed_arguments_and_changes_nothing(seeded):
 
 def _module(directory: Path, name: str, body: str) -> str:
     (directory / f"{name}.py").write_text(
-        "from validibot.tasks.registry import ScheduledAdminTaskDefinition as T\n"
-        "from validibot.tasks.registry import register_scheduled_admin_task as register\n"
-        + textwrap.dedent(body)
+        "from validibot.tasks.registry import MaintenanceTask as T\n"
+        "from validibot.tasks.registry import register as register\n" + textwrap.dedent(body)
     )
     return name
 

@@ -13,12 +13,12 @@ from django.apps import apps
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from validibot.tasks.registry import get_all_admin_tasks
+from validibot.tasks.registry import get_tasks
 
 pytestmark = pytest.mark.django_db
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = sorted({task.command for task in get_all_admin_tasks()})
+COMMANDS = sorted({task.command for task in get_tasks()})
 SHARED_BAD = [
     ("--batch-size=-1", "--batch-size", "must be a positive integer"),
     ("--batch-size=0", "--batch-size", "must be a positive integer"),

@@ -2,9 +2,9 @@
 
 import pytest
 
-from validibot.tasks.registry import get_all_admin_tasks
+from validibot.tasks.registry import get_tasks
 
 
 @pytest.mark.django_db
 def test_registry_has_nine_builtin_tasks():
-    assert len(get_all_admin_tasks()) == 9
+    assert len(get_tasks()) == 9

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.dagster_stack import REPO_ROOT, VENV_BIN, ManagedProcess, free_port
 from tests.support.services import wait_until
-from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS
+from validibot.tasks.registry import BUILTIN_TASKS
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -53,7 +53,7 @@ def test_demo_runs_every_job_once_and_prints_the_table(tmp_path):
         m.group(1): m.group(2)
         for m in re.finditer(r"^(\w+)\s+(SUCCESS|FAILURE)\s", result.stdout, re.MULTILINE)
     }
-    assert rows == {task.id: "SUCCESS" for task in SCHEDULED_ADMIN_TASKS}
+    assert rows == {task.id: "SUCCESS" for task in BUILTIN_TASKS}
     assert "9/9 jobs succeeded" in result.stdout
     assert re.search(r"^purge_expired_submissions\s+SUCCESS\s+purged=10", result.stdout, re.M)
     # History is kept in the local DAGSTER_HOME: the UI of `validibot-ops dev` will show it.
@@ -105,8 +105,8 @@ def test_dev_serves_the_nine_jobs_and_running_schedules(tmp_path):
         repo = answer()
         jobs = {job["name"] for job in repo["jobs"]}
         schedules = {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]}
-        assert {task.id for task in SCHEDULED_ADMIN_TASKS} <= jobs
-        assert schedules == {task.schedule_name: "RUNNING" for task in SCHEDULED_ADMIN_TASKS}
+        assert {task.id for task in BUILTIN_TASKS} <= jobs
+        assert schedules == {task.schedule_name: "RUNNING" for task in BUILTIN_TASKS}
         assert "QueuedRunCoordinator" in (tmp_path / "home" / "dagster.yaml").read_text()
     finally:
         proc.stop()

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from tests.support.dagster_stack import REPO_ROOT, VENV_BIN
-from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS, ScheduledAdminTaskDefinition
+from validibot.tasks.registry import BUILTIN_TASKS, MaintenanceTask
 from validibot_ops.definitions import build_definitions
 from validibot_ops.ops import task_asset_key
 from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG
@@ -17,8 +17,8 @@ from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG
 DEFS = build_definitions()
 
 
-@pytest.mark.parametrize("task", SCHEDULED_ADMIN_TASKS, ids=lambda t: t.id)
-def test_every_registry_entry_has_a_matching_job(task: ScheduledAdminTaskDefinition):
+@pytest.mark.parametrize("task", BUILTIN_TASKS, ids=lambda t: t.id)
+def test_every_registry_entry_has_a_matching_job(task: MaintenanceTask):
     job = DEFS.resolve_job_def(task.id)
     assert [node.name for node in job.nodes_in_topological_order] == [task.id]
     assert job.tags[TASK_TAG] == task.id
@@ -35,8 +35,8 @@ def test_every_registry_entry_has_a_matching_job(task: ScheduledAdminTaskDefinit
     assert policy.jitter == dg.Jitter.PLUS_MINUS
 
 
-@pytest.mark.parametrize("task", SCHEDULED_ADMIN_TASKS, ids=lambda t: t.id)
-def test_every_registry_entry_has_a_matching_schedule(task: ScheduledAdminTaskDefinition):
+@pytest.mark.parametrize("task", BUILTIN_TASKS, ids=lambda t: t.id)
+def test_every_registry_entry_has_a_matching_schedule(task: MaintenanceTask):
     schedule = DEFS.resolve_schedule_def(task.schedule_name)
     assert schedule.job_name == task.id
     assert schedule.cron_schedule == task.cron
@@ -57,16 +57,16 @@ def test_container_cleanup_is_routed_to_the_docker_queue():
 
 def test_each_task_has_a_documented_asset_for_its_counts():
     specs = {spec.key: spec for spec in DEFS.assets}
-    for task in SCHEDULED_ADMIN_TASKS:
+    for task in BUILTIN_TASKS:
         assert task_asset_key(task) in specs
         assert task.id in specs[task_asset_key(task)].description
 
 
 def test_a_disabled_task_gets_a_stopped_schedule(monkeypatch):
-    from validibot.tasks.registry import register_scheduled_admin_task
+    from validibot.tasks.registry import register
 
-    register_scheduled_admin_task(
-        ScheduledAdminTaskDefinition(
+    register(
+        MaintenanceTask(
             id="paused_example",
             name="Paused",
             command="noop_task",
@@ -79,10 +79,10 @@ def test_a_disabled_task_gets_a_stopped_schedule(monkeypatch):
 
 
 def test_a_gcp_only_task_gets_no_dagster_job():
-    from validibot.tasks.registry import register_scheduled_admin_task
+    from validibot.tasks.registry import register
 
-    register_scheduled_admin_task(
-        ScheduledAdminTaskDefinition(
+    register(
+        MaintenanceTask(
             id="gcp_only_example",
             name="GCP only",
             command="noop_task",
@@ -113,7 +113,7 @@ def test_loading_definitions_sets_up_no_django_and_opens_no_database():
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert int(result.stdout.strip()) >= len(SCHEDULED_ADMIN_TASKS)
+    assert int(result.stdout.strip()) >= len(BUILTIN_TASKS)
 
 
 def test_dagster_definitions_validate_passes(tmp_path):
@@ -147,30 +147,31 @@ def test_the_celery_executor_is_chosen_from_the_environment(monkeypatch):
     source = config["config_source"]
     assert source["task_acks_late"] is True
     assert source["worker_prefetch_multiplier"] == 1
-    longest = max(t.hard_time_limit_seconds for t in SCHEDULED_ADMIN_TASKS)
+    longest = max(t.hard_time_limit_seconds for t in BUILTIN_TASKS)
     assert source["broker_transport_options"]["visibility_timeout"] > longest
     monkeypatch.setenv("VALIDIBOT_EXECUTOR", "kubernetes")
     with pytest.raises(executors.ExecutorConfigError, match="kubernetes"):
         executors.executor_kind()
 
 
-@pytest.mark.parametrize("task", SCHEDULED_ADMIN_TASKS, ids=lambda t: t.id)
-def test_every_count_a_command_reports_is_described_for_the_ui(task: ScheduledAdminTaskDefinition):
+@pytest.mark.parametrize("task", BUILTIN_TASKS, ids=lambda t: t.id)
+def test_every_count_a_command_reports_is_described_for_the_ui(task: MaintenanceTask):
     from django.core.management import get_commands, load_command_class
 
     command = load_command_class(get_commands()[task.command], task.command)
     described = [name for name, _text in task.count_descriptions]
-    assert described == list(command.count_names)
+    assert not command.count_names, "count names are declared once, in the registry"
+    assert described == list(command.declared_counts())
     spec = {s.key: s for s in DEFS.assets}[task_asset_key(task)]
     for name in described:
         assert f"**{name}**" in spec.description
 
 
 def test_a_task_whose_command_does_not_exist_stops_the_load():
-    from validibot.tasks.registry import RegistryError, register_scheduled_admin_task
+    from validibot.tasks.registry import RegistryError, register
 
-    register_scheduled_admin_task(
-        ScheduledAdminTaskDefinition(
+    register(
+        MaintenanceTask(
             id="typo_example", name="Typo", command="purge_expired_submisions", cron="0 3 * * *"
         )
     )

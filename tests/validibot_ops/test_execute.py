@@ -12,7 +12,7 @@ from django.core.management import call_command
 from validibot.core.models import IdempotencyKey
 from validibot.retention.models import PurgeRetry
 from validibot.submissions.models import Submission
-from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS, register_scheduled_admin_task
+from validibot.tasks.registry import BUILTIN_TASKS, register
 from validibot.validations.models import CallbackReceipt, RunStatus, ValidationOutput, ValidationRun
 from validibot_ops.definitions import build_definitions
 from validibot_ops.ops import task_asset_key
@@ -59,7 +59,7 @@ def seeded(settings, tmp_path):
 
 def test_the_measures_cover_every_task_that_changes_rows():
     assert set(MEASURES) | {"send_periodic_emails", "cleanup_orphaned_containers"} == {
-        t.id for t in SCHEDULED_ADMIN_TASKS
+        t.id for t in BUILTIN_TASKS
     }
 
 
@@ -83,9 +83,7 @@ def test_each_job_changes_exactly_the_rows_its_summary_reports(seeded, task_id):
 
         # Counts reach the UI: output metadata and a materialization of the task's asset.
         [mat] = result.get_asset_materialization_events()
-        assert mat.asset_key == task_asset_key(
-            next(t for t in SCHEDULED_ADMIN_TASKS if t.id == task_id)
-        )
+        assert mat.asset_key == task_asset_key(next(t for t in BUILTIN_TASKS if t.id == task_id))
         assert mat.materialization.metadata[count_name].value == changed
         # The dry run was recorded as an observation, not a materialization.
         observations = instance.fetch_observations(mat.asset_key, limit=10).records
@@ -126,7 +124,7 @@ def test_tasks():
     from tests.support.testapp.task_definitions import TEST_TASKS
 
     for task in TEST_TASKS:
-        register_scheduled_admin_task(task)
+        register(task)
 
 
 def test_a_failed_summary_fails_the_op_and_is_retried_by_policy(test_tasks):

@@ -20,14 +20,14 @@ from validibot.tasks.health import (
     expected_interval,
     grace_intervals_from_env,
 )
-from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS, ScheduledAdminTaskDefinition
+from validibot.tasks.registry import BUILTIN_TASKS, MaintenanceTask
 
 NEW_YORK = "America/New_York"
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def _task(cron: str, timezone: str = "UTC", enabled: bool = True) -> ScheduledAdminTaskDefinition:
-    return ScheduledAdminTaskDefinition(
+def _task(cron: str, timezone: str = "UTC", enabled: bool = True) -> MaintenanceTask:
+    return MaintenanceTask(
         id="some_task", name="Some task", command="noop_task", cron=cron, timezone=timezone,
         enabled=enabled,
     )  # fmt: skip
@@ -81,7 +81,7 @@ def test_expected_interval_matches_the_gaps_dagster_really_schedules(cron, timez
     assert expected_interval(cron, timezone) == dagster_gap
 
 
-@pytest.mark.parametrize("task", SCHEDULED_ADMIN_TASKS, ids=lambda t: t.id)
+@pytest.mark.parametrize("task", BUILTIN_TASKS, ids=lambda t: t.id)
 def test_every_registry_task_has_an_interval_no_longer_than_a_week(task):
     assert timedelta(0) < health.task_expected_interval(task) <= timedelta(days=7)
 

@@ -13,9 +13,9 @@ from dagster._utils.schedules import cron_string_iterator  # Dagster's own tick 
 
 from validibot.tasks.overrides import OVERRIDES_ENV, OverridesError
 from validibot.tasks.registry import (
-    ScheduledAdminTaskDefinition,
-    get_admin_task_by_id,
-    register_scheduled_admin_task,
+    MaintenanceTask,
+    get_task,
+    register,
 )
 from validibot_ops.definitions import build_definitions
 from validibot_ops.tags import OVERRIDE_TAG, TASK_TAG, TRIGGER_TAG
@@ -70,8 +70,8 @@ def test_dst_changes_neither_skip_nor_double_a_daily_task(
     cron, start, days, expected_on_change_day
 ):
     """Celery Beat runs such tasks twice or not at all (celery#1604); here: once a day."""
-    register_scheduled_admin_task(
-        ScheduledAdminTaskDefinition(
+    register(
+        MaintenanceTask(
             id="dst_example", name="DST", command="noop_task", cron=cron, timezone=NEW_YORK
         )
     )
@@ -86,7 +86,7 @@ def test_dst_changes_neither_skip_nor_double_a_daily_task(
     assert expected_on_change_day in [tick.isoformat() for tick in ticks]
 
     # The registry's own preview (used by the status view and sync_schedules) agrees.
-    task = get_admin_task_by_id("dst_example")
+    task = get_task("dst_example")
     after = datetime.fromtimestamp(begin - 1, ZoneInfo(NEW_YORK))
     assert [t.date() for t in task.next_fire_times(after, days)] == local_days
 
@@ -154,7 +154,7 @@ def test_an_override_file_retimes_and_pauses_schedules_and_says_so(tmp_path, mon
     assert sessions.default_status == dg.DefaultScheduleStatus.STOPPED
     untouched = defs.resolve_schedule_def("cleanup_stuck_runs_schedule")
     assert OVERRIDE_TAG not in untouched.tags
-    assert untouched.cron_schedule == get_admin_task_by_id("cleanup_stuck_runs").cron
+    assert untouched.cron_schedule == get_task("cleanup_stuck_runs").cron
 
 
 @pytest.mark.parametrize(
@@ -188,12 +188,12 @@ def test_a_missing_override_file_is_an_error_not_silence(tmp_path, monkeypatch):
 
 def test_an_hourly_task_fires_at_both_repeated_hours_like_dagster():
     """Fall back: 01:00 EDT and 01:00 EST are two instants; Dagster runs an hourly cron at both."""
-    register_scheduled_admin_task(
-        ScheduledAdminTaskDefinition(
+    register(
+        MaintenanceTask(
             id="hourly_dst", name="Hourly", command="noop_task", cron="0 * * * *", timezone=NEW_YORK
         )
     )
-    task = get_admin_task_by_id("hourly_dst")
+    task = get_task("hourly_dst")
     begin = datetime(2026, 11, 1, 0, 30, tzinfo=ZoneInfo(NEW_YORK))
     ours = [t.timestamp() for t in task.next_fire_times(begin, 4)]
     dagster = [

@@ -17,8 +17,8 @@ import pytest
 from tests.support.testapp.task_definitions import TEST_TASKS
 from validibot.tasks.health import GRACE_ENV
 from validibot.tasks.registry import (
-    ScheduledAdminTaskDefinition,
-    register_scheduled_admin_task,
+    MaintenanceTask,
+    register,
 )
 from validibot_ops import alerts, sensors
 from validibot_ops.definitions import build_definitions
@@ -27,7 +27,7 @@ from validibot_ops.resources import DjangoResource
 pytestmark = pytest.mark.django_db(transaction=True)
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-HOURLY = ScheduledAdminTaskDefinition(
+HOURLY = MaintenanceTask(
     id="test_hourly_noop", name="Test: hourly no-op", command="noop_task", cron="0 * * * *"
 )
 
@@ -114,7 +114,7 @@ def delivery_spy(monkeypatch) -> DeliverySpy:
 @pytest.fixture
 def test_tasks():
     for task in (*TEST_TASKS, HOURLY):
-        register_scheduled_admin_task(task)
+        register(task)
     return build_definitions()
 
 
@@ -243,7 +243,7 @@ def test_an_override_that_pauses_a_schedule_pauses_its_switch(monkeypatch, tmp_p
     path = tmp_path / "overrides.json"
     path.write_text(json.dumps({"test_hourly_noop": {"enabled": False, "reason": "incident"}}))
     monkeypatch.setenv("VALIDIBOT_SCHEDULE_OVERRIDES", str(path))
-    register_scheduled_admin_task(HOURLY)
+    register(HOURLY)
     [watched] = sensors.effective_tasks([HOURLY])
     assert watched.enabled is False
 

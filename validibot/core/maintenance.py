@@ -25,6 +25,8 @@ from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
+from validibot.tasks.registry import get_task
+
 SUMMARY_KEYS = ("task", "status", "dry_run", "counts", "duration_s")
 
 
@@ -68,9 +70,11 @@ def parse_summary(output: str) -> dict[str, Any] | None:
 class MaintenanceCommand(BaseCommand):
     """Base for the scheduled maintenance commands.
 
-    Subclasses set ``task_name`` and ``count_names``, may add arguments in
+    Subclasses set ``task_name`` (the registry id; default: the module name); the counts are
+    read from the registry entry's ``count_descriptions`` (a command with no registry entry
+    sets ``count_names`` itself), may add arguments in
     ``add_task_arguments`` and validate them in ``check_options`` (raise ``CommandError``
-    before anything is touched), and do the work in ``run_task``, adding to ``self.counts``
+    before anything is touched), and do the work in ``perform``, adding to ``self.counts``
     as they go so a failure half-way still reports what was done.
     """
 
@@ -110,7 +114,7 @@ class MaintenanceCommand(BaseCommand):
     def check_options(self, options: dict[str, Any]) -> None:
         """Hook: raise ``CommandError`` for bad option values before any work starts."""
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         """Do the work, adding to ``self.counts``."""
         raise NotImplementedError
 
@@ -121,10 +125,10 @@ class MaintenanceCommand(BaseCommand):
         self.batch_size: int = options["batch_size"] or getattr(settings, self.batch_size_setting)
         self.max_batches: int = self._resolve_max_batches(options["max_batches"])
         self.now: datetime = timezone.now()
-        self.counts: dict[str, int] = dict.fromkeys(self.count_names, 0)
+        self.counts: dict[str, int] = dict.fromkeys(self.declared_counts(), 0)
         started = time.monotonic()
         try:
-            self.run_task(options)
+            self.perform(options)
         except Exception as exc:
             self.emit_summary("failed", started, error=f"{type(exc).__name__}: {exc}")
             raise CommandError(f"{self.summary_name()} failed: {exc}") from exc
@@ -146,6 +150,13 @@ class MaintenanceCommand(BaseCommand):
         if given is not None:
             return given
         return getattr(settings, self.max_batches_setting) if self.max_batches_setting else 0
+
+    def declared_counts(self) -> tuple[str, ...]:
+        """Count names: the command's own, else those its registry entry declares."""
+        if self.count_names:
+            return self.count_names
+        task = get_task(self.summary_name())
+        return task.count_names if task is not None else ()
 
     def summary_name(self) -> str:
         return self.task_name or type(self).__module__.rsplit(".", 1)[-1]

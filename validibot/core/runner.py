@@ -20,9 +20,9 @@ from django.core.management.base import CommandError
 
 from validibot.core.maintenance import parse_summary
 from validibot.tasks.registry import (
-    SCHEDULED_ADMIN_TASKS,
-    ScheduledAdminTaskDefinition,
-    get_admin_task_by_id,
+    BUILTIN_TASKS,
+    MaintenanceTask,
+    get_task,
 )
 
 
@@ -60,8 +60,8 @@ class TaskFailed(Exception):  # noqa: N818  (public name; reads as the condition
     """A task's command ended without a summary (bad arguments, missing command, crash)."""
 
 
-def run_scheduled_task(
-    task: ScheduledAdminTaskDefinition | str,
+def run_task_command(
+    task: MaintenanceTask | str,
     extra_args: Sequence[str] = (),
     on_stdout: Callable[[str], None] | None = None,
     on_stderr: Callable[[str], None] | None = None,
@@ -92,10 +92,10 @@ def run_scheduled_task(
     return summary
 
 
-def _resolve(task: ScheduledAdminTaskDefinition | str) -> ScheduledAdminTaskDefinition:
-    if isinstance(task, ScheduledAdminTaskDefinition):
+def _resolve(task: MaintenanceTask | str) -> MaintenanceTask:
+    if isinstance(task, MaintenanceTask):
         return task
-    definition = get_admin_task_by_id(task)
+    definition = get_task(task)
     if definition is None:
         raise KeyError(f"no scheduled task with id {task!r}")
     return definition
@@ -103,14 +103,14 @@ def _resolve(task: ScheduledAdminTaskDefinition | str) -> ScheduledAdminTaskDefi
 
 def _make_callable(task_id: str) -> Callable[..., dict[str, Any]]:
     def run(*extra_args: str) -> dict[str, Any]:
-        return run_scheduled_task(task_id, extra_args)
+        return run_task_command(task_id, extra_args)
 
     run.__name__ = run.__qualname__ = task_id
     run.__doc__ = f"Run the {task_id!r} scheduled task now and return its summary."
     return run
 
 
-# One module-level callable per built-in task (downstream tasks: use run_scheduled_task).
+# One module-level callable per built-in task (downstream tasks: use run_task_command).
 purge_expired_submissions = _make_callable("purge_expired_submissions")
 purge_expired_outputs = _make_callable("purge_expired_outputs")
 process_purge_retries = _make_callable("process_purge_retries")
@@ -121,4 +121,4 @@ cleanup_callback_receipts = _make_callable("cleanup_callback_receipts")
 clear_sessions = _make_callable("clear_sessions")
 send_periodic_emails = _make_callable("send_periodic_emails")
 
-BUILTIN_CALLABLES = {task.id: globals()[task.id] for task in SCHEDULED_ADMIN_TASKS}
+BUILTIN_CALLABLES = {task.id: globals()[task.id] for task in BUILTIN_TASKS}

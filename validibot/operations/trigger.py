@@ -43,7 +43,7 @@ from validibot.operations.dagster_client import (
     JobNotFound,
     RunNotFound,
 )
-from validibot.tasks.registry import ScheduledAdminTaskDefinition, get_admin_task_by_id
+from validibot.tasks.registry import MaintenanceTask, get_task
 
 logger = logging.getLogger(__name__)
 
@@ -180,9 +180,7 @@ def claim_key(key: str, fingerprint: str) -> tuple[IdempotencyKey | None, JsonRe
 
 
 # -- launching ---------------------------------------------------------------------------
-def launch(
-    request: HttpRequest, task: ScheduledAdminTaskDefinition, options: dict[str, Any]
-) -> dict[str, Any]:
+def launch(request: HttpRequest, task: MaintenanceTask, options: dict[str, Any]) -> dict[str, Any]:
     client = DagsterClient(settings.VALIDIBOT_DAGSTER_URL)
     try:
         run_id = client.launch_task(task.id, trigger="http", dry_run=options["dry_run"])
@@ -213,7 +211,7 @@ def launch(
 def _trigger(request: HttpRequest, task_id: str) -> JsonResponse:
     check_size(request)
     authenticate(request, task_id)
-    task = get_admin_task_by_id(task_id)
+    task = get_task(task_id)
     if task is None:
         raise Rejected(404, f"unknown task {task_id!r}")
     options = parse_options(request)

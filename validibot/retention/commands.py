@@ -14,11 +14,10 @@ class PurgeCommand(MaintenanceCommand):
     """Purge expired rows of one :class:`PurgeTarget` in claimed, committed batches."""
 
     target: PurgeTarget
-    count_names = ("purged", "failed", "skipped_busy", "batches")
     batch_size_setting = "VALIDIBOT_PURGE_BATCH_SIZE"
     max_batches_setting = "VALIDIBOT_PURGE_MAX_BATCHES"
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         due = self.target.due(self.now)
         if self.dry_run:
             self._dry_run(due)

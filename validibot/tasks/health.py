@@ -6,8 +6,8 @@ Pure Python (no Django, no Dagster), like the registry: the Dagster dead man's s
 can never disagree about a task.
 
     >>> from datetime import datetime, timedelta, UTC
-    >>> from validibot.tasks.registry import get_admin_task_by_id
-    >>> task = get_admin_task_by_id("purge_expired_submissions")      # cron 0 * * * *
+    >>> from validibot.tasks.registry import get_task
+    >>> task = get_task("purge_expired_submissions")      # cron 0 * * * *
     >>> now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     >>> classify(task, now - timedelta(hours=3), "SUCCESS", now - timedelta(hours=3), now).state
     'late'
@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from validibot.tasks.registry import ScheduledAdminTaskDefinition, iter_fire_times
+from validibot.tasks.registry import MaintenanceTask, iter_fire_times
 
 GRACE_ENV = "VALIDIBOT_ALERT_GRACE_INTERVALS"
 DEFAULT_GRACE_INTERVALS = 2.0
@@ -143,13 +143,13 @@ def _fire_times(cron: str, timezone: str) -> list[datetime]:
     return fires
 
 
-def task_expected_interval(task: ScheduledAdminTaskDefinition) -> timedelta:
+def task_expected_interval(task: MaintenanceTask) -> timedelta:
     """:func:`expected_interval` of the task's cron in the task's timezone."""
     return expected_interval(task.cron, task.timezone)
 
 
 def classify(
-    task: ScheduledAdminTaskDefinition,
+    task: MaintenanceTask,
     last_success_at: datetime | None,
     last_run_status: str | None,
     last_run_at: datetime | None,

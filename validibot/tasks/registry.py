@@ -1,13 +1,13 @@
 """The single source of truth for Validibot's scheduled maintenance tasks.
 
 Every consumer (the Dagster code location, ``sync_schedules``, the HTTP trigger, the docs
-tests) reads tasks through the accessors below, never through ``SCHEDULED_ADMIN_TASKS``
+tests) reads tasks through the accessors below, never through ``BUILTIN_TASKS``
 directly: the static tuple misses tasks that downstream packages register.
 
 This module deliberately imports nothing from Django or Dagster, so the Dagster code
 location can read it without ``django.setup()`` (and so without touching a database).
 
-Downstream packages add tasks with :func:`register_scheduled_admin_task`, either from their
+Downstream packages add tasks with :func:`register`, either from their
 ``AppConfig.ready()`` or from a module named in the ``validibot.scheduled_tasks`` entry-point
 group or the ``VALIDIBOT_TASK_MODULES`` environment variable. The last two are how a process
 that never sets Django up (the Dagster code location) sees the same tasks; a module may be
@@ -75,7 +75,7 @@ def _default_hard_limit() -> int:
 
 
 @dataclass(frozen=True)
-class ScheduledAdminTaskDefinition:
+class MaintenanceTask:
     """One scheduled maintenance task.
 
     Attributes:
@@ -120,6 +120,11 @@ class ScheduledAdminTaskDefinition:
         return f"/api/v1/scheduled/{self.id}/"
 
     @property
+    def count_names(self) -> tuple[str, ...]:
+        """The counts the command's summary reports, in order (from ``count_descriptions``)."""
+        return tuple(name for name, _ in self.count_descriptions)
+
+    @property
     def schedule_name(self) -> str:
         """Name of the Dagster schedule generated for this task."""
         return f"{self.id}_schedule"
@@ -155,7 +160,7 @@ def iter_fire_times(cron: str, timezone: str, after: datetime) -> Iterator[datet
         pending = fire
 
 
-def _problems(task: ScheduledAdminTaskDefinition) -> Iterable[str]:
+def _problems(task: MaintenanceTask) -> Iterable[str]:
     if not isinstance(task.id, str) or not ID_PATTERN.match(task.id):
         yield "id must match ^[a-z][a-z0-9_]*$ (it becomes a Dagster job name)"
     if not task.name or not task.command:
@@ -185,8 +190,8 @@ def _problems(task: ScheduledAdminTaskDefinition) -> Iterable[str]:
         yield f"queue {task.queue!r} is not a valid queue name"
 
 
-SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
-    ScheduledAdminTaskDefinition(
+BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
+    MaintenanceTask(
         id="purge_expired_submissions",
         name="Purge expired submissions",
         command="purge_expired_submissions",
@@ -200,7 +205,7 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
             ("batches", "batches processed in this run"),
         ),
     ),
-    ScheduledAdminTaskDefinition(
+    MaintenanceTask(
         id="purge_expired_outputs",
         name="Purge expired outputs",
         command="purge_expired_outputs",
@@ -213,7 +218,7 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
             ("batches", "batches processed in this run"),
         ),
     ),
-    ScheduledAdminTaskDefinition(
+    MaintenanceTask(
         id="process_purge_retries",
         name="Process purge retries",
         command="process_purge_retries",
@@ -227,7 +232,7 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
             ("over_threshold", "retries past the alert threshold: a rising line needs a human"),
         ),
     ),
-    ScheduledAdminTaskDefinition(
+    MaintenanceTask(
         id="cleanup_stuck_runs",
         name="Clean up stuck runs",
         command="cleanup_stuck_runs",
@@ -237,7 +242,7 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
             ("timed_out", "runs stuck in RUNNING past the timeout, now TIMED_OUT"),
         ),
     ),
-    ScheduledAdminTaskDefinition(
+    MaintenanceTask(
         id="cleanup_orphaned_containers",
         name="Clean up orphaned containers",
         command="cleanup_orphaned_containers",
@@ -253,7 +258,7 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
         backends=frozenset({BACKEND_DAGSTER}),
         queue=DOCKER_QUEUE,
     ),
-    ScheduledAdminTaskDefinition(
+    MaintenanceTask(
         id="cleanup_idempotency_keys",
         name="Clean up idempotency keys",
         command="cleanup_idempotency_keys",
@@ -261,7 +266,7 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
         description="Delete idempotency keys past their 24-hour lifetime.",
         count_descriptions=(("deleted", "expired rows deleted"),),
     ),
-    ScheduledAdminTaskDefinition(
+    MaintenanceTask(
         id="cleanup_callback_receipts",
         name="Clean up callback receipts",
         command="cleanup_callback_receipts",
@@ -269,7 +274,7 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
         description="Delete validator callback receipts older than the retention window (30 days).",
         count_descriptions=(("deleted", "expired rows deleted"),),
     ),
-    ScheduledAdminTaskDefinition(
+    MaintenanceTask(
         id="clear_sessions",
         name="Clear expired sessions",
         command="clear_sessions",
@@ -277,7 +282,7 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
         description="Delete expired Django sessions.",
         count_descriptions=(("deleted", "expired rows deleted"),),
     ),
-    ScheduledAdminTaskDefinition(
+    MaintenanceTask(
         id="send_periodic_emails",
         name="Send periodic emails",
         command="send_periodic_emails",
@@ -292,11 +297,11 @@ SCHEDULED_ADMIN_TASKS: tuple[ScheduledAdminTaskDefinition, ...] = (
 )
 
 _lock = threading.RLock()
-_registered: dict[str, ScheduledAdminTaskDefinition] = {}
+_registered: dict[str, MaintenanceTask] = {}
 _plugins_loaded = False
 
 
-def register_scheduled_admin_task(task: ScheduledAdminTaskDefinition) -> None:
+def register(task: MaintenanceTask) -> None:
     """Add a downstream task to the registry.
 
     Raises:
@@ -315,8 +320,8 @@ def register_scheduled_admin_task(task: ScheduledAdminTaskDefinition) -> None:
         _registered[task.id] = task
 
 
-def _builtin_by_id() -> dict[str, ScheduledAdminTaskDefinition]:
-    return {task.id: task for task in SCHEDULED_ADMIN_TASKS}
+def _builtin_by_id() -> dict[str, MaintenanceTask]:
+    return {task.id: task for task in BUILTIN_TASKS}
 
 
 def _load_plugins() -> None:
@@ -338,11 +343,11 @@ def _load_plugins() -> None:
                 ) from exc
 
 
-def get_all_admin_tasks() -> tuple[ScheduledAdminTaskDefinition, ...]:
+def get_tasks() -> tuple[MaintenanceTask, ...]:
     """Every task, built-in first then downstream in registration order, each validated."""
     _load_plugins()
     with _lock:
-        tasks = SCHEDULED_ADMIN_TASKS + tuple(_registered.values())
+        tasks = BUILTIN_TASKS + tuple(_registered.values())
     seen: set[str] = set()
     for task in tasks:
         task.validate()
@@ -352,21 +357,21 @@ def get_all_admin_tasks() -> tuple[ScheduledAdminTaskDefinition, ...]:
     return tasks
 
 
-def get_enabled_admin_tasks() -> tuple[ScheduledAdminTaskDefinition, ...]:
+def get_enabled_tasks() -> tuple[MaintenanceTask, ...]:
     """The tasks whose schedules should run."""
-    return tuple(task for task in get_all_admin_tasks() if task.enabled)
+    return tuple(task for task in get_tasks() if task.enabled)
 
 
-def get_admin_task_by_id(task_id: str) -> ScheduledAdminTaskDefinition | None:
+def get_task(task_id: str) -> MaintenanceTask | None:
     """The task with this id, or ``None``."""
-    return next((task for task in get_all_admin_tasks() if task.id == task_id), None)
+    return next((task for task in get_tasks() if task.id == task_id), None)
 
 
-def get_admin_tasks_for_backend(backend: str) -> tuple[ScheduledAdminTaskDefinition, ...]:
+def get_tasks_for_backend(backend: str) -> tuple[MaintenanceTask, ...]:
     """The tasks that the given scheduler backend (``dagster``, ``gcp``, ``aws``) triggers."""
     if backend not in ALL_BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {sorted(ALL_BACKENDS)}")
-    return tuple(task for task in get_all_admin_tasks() if backend in task.backends)
+    return tuple(task for task in get_tasks() if backend in task.backends)
 
 
 def reset_registry_for_tests() -> None:
@@ -375,3 +380,13 @@ def reset_registry_for_tests() -> None:
     with _lock:
         _registered.clear()
         _plugins_loaded = False
+
+
+# Deprecated names, kept for downstream code written against earlier releases.
+ScheduledAdminTaskDefinition = MaintenanceTask
+SCHEDULED_ADMIN_TASKS = BUILTIN_TASKS
+register_scheduled_admin_task = register
+get_all_admin_tasks = get_tasks
+get_enabled_admin_tasks = get_enabled_tasks
+get_admin_task_by_id = get_task
+get_admin_tasks_for_backend = get_tasks_for_backend

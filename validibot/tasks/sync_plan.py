@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from validibot.tasks.overrides import OVERRIDES_ENV, ScheduleOverride
-from validibot.tasks.registry import ScheduledAdminTaskDefinition
+from validibot.tasks.registry import MaintenanceTask
 
 RUNNING = "RUNNING"
 STOPPED = "STOPPED"
@@ -119,7 +119,7 @@ def _status(enabled: bool) -> str:
 
 
 def desired_status(
-    task: ScheduledAdminTaskDefinition,
+    task: MaintenanceTask,
     override: ScheduleOverride | None,
     observed: ObservedSchedule | None,
 ) -> tuple[str, str]:
@@ -132,7 +132,7 @@ def desired_status(
 
 
 def _override_drift(
-    task: ScheduledAdminTaskDefinition,
+    task: MaintenanceTask,
     override: ScheduleOverride | None,
     observed: ObservedSchedule | None,
 ) -> Drift | None:
@@ -148,7 +148,7 @@ def _override_drift(
 
 
 def _cron_drift(
-    task: ScheduledAdminTaskDefinition,
+    task: MaintenanceTask,
     override: ScheduleOverride | None,
     observed: ObservedSchedule,
 ) -> Drift | None:
@@ -163,7 +163,7 @@ def _cron_drift(
 
 
 def plan_task(
-    task: ScheduledAdminTaskDefinition,
+    task: MaintenanceTask,
     observed: ObservedSchedule | None,
     override: ScheduleOverride | None = None,
 ) -> tuple[Change | None, list[Drift]]:
@@ -184,14 +184,14 @@ def plan_task(
 
 
 def plan_schedules(
-    tasks: Iterable[ScheduledAdminTaskDefinition],
+    tasks: Iterable[MaintenanceTask],
     observed: Mapping[str, ObservedSchedule],
     overrides: Mapping[str, ScheduleOverride] | None = None,
 ) -> SchedulePlan:
     """Compare every task's schedule (keyed by schedule name in ``observed``) to the registry.
 
     Args:
-        tasks: the tasks Dagster schedules (``get_admin_tasks_for_backend("dagster")``).
+        tasks: the tasks Dagster schedules (``get_tasks_for_backend("dagster")``).
         observed: the schedules' current states, by schedule name.
         overrides: the incident overrides in force (``load_overrides()``), by task id.
     """

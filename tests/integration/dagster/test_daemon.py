@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.services, pytest.mark.timeout(400)]
 
 def test_a_scheduled_run_appears_and_succeeds_within_two_minutes(postgres_service, tmp_path):
     """`test_noop` (cron * * * * *) is registered via VALIDIBOT_TASK_MODULES, i.e. through
-    register_scheduled_admin_task(); no schedule is toggled by hand: enabled means running."""
+    register(); no schedule is toggled by hand: enabled means running."""
     with DagsterStack.create(tmp_path, executor="in_process") as stack:
         daemon = stack.start_daemon()
         found: dict[str, dg.DagsterRun] = {}

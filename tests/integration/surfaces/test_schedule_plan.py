@@ -13,14 +13,14 @@ from validibot.tasks.overrides import ScheduleOverride
 from validibot.tasks.registry import (
     BACKEND_DAGSTER,
     BACKEND_GCP,
-    ScheduledAdminTaskDefinition,
-    get_admin_tasks_for_backend,
-    register_scheduled_admin_task,
+    MaintenanceTask,
+    get_tasks_for_backend,
+    register,
 )
 from validibot.tasks.sync_plan import ObservedSchedule, apply_plan, plan_schedules
 
-ON = ScheduledAdminTaskDefinition(id="task_on", name="On", command="noop_task", cron="0 * * * *")
-OFF = ScheduledAdminTaskDefinition(
+ON = MaintenanceTask(id="task_on", name="On", command="noop_task", cron="0 * * * *")
+OFF = MaintenanceTask(
     id="task_off", name="Off", command="noop_task", cron="0 * * * *", enabled=False
 )
 
@@ -108,8 +108,8 @@ def gcp_jobs(*args: str) -> list[dict]:
 
 
 def test_gcp_jobs_cover_exactly_the_gcp_tasks():
-    register_scheduled_admin_task(
-        ScheduledAdminTaskDefinition(
+    register(
+        MaintenanceTask(
             id="gcp_only",
             name="GCP only",
             command="noop_task",
@@ -121,7 +121,7 @@ def test_gcp_jobs_cover_exactly_the_gcp_tasks():
     )
     jobs = gcp_jobs("--base-url", "https://validibot.example.com/")
 
-    tasks = {t.id: t for t in get_admin_tasks_for_backend(BACKEND_GCP)}
+    tasks = {t.id: t for t in get_tasks_for_backend(BACKEND_GCP)}
     assert len(jobs) == len(tasks)
     assert "cleanup_orphaned_containers" not in tasks  # Docker Compose only
     by_uri = {job["httpTarget"]["uri"]: job for job in jobs}
@@ -135,7 +135,7 @@ def test_gcp_jobs_cover_exactly_the_gcp_tasks():
     gcp_only = by_uri["https://validibot.example.com/api/v1/scheduled/gcp_only/"]
     assert gcp_only["timeZone"] == "Europe/Berlin"
     assert gcp_only["state"] == "PAUSED"
-    assert "gcp_only" not in {t.id for t in get_admin_tasks_for_backend(BACKEND_DAGSTER)}
+    assert "gcp_only" not in {t.id for t in get_tasks_for_backend(BACKEND_DAGSTER)}
 
 
 def test_gcp_base_url_comes_from_settings(settings):

@@ -16,7 +16,7 @@ from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
 from tests.support.dagster_stack import REPO_ROOT, DagsterStack
 from tests.support.services import in_ci, wait_until
-from validibot.tasks.registry import SCHEDULED_ADMIN_TASKS
+from validibot.tasks.registry import BUILTIN_TASKS
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(300)]
 
@@ -82,7 +82,7 @@ def test_the_ui_lists_every_schedule_and_a_toggle_stops_one(browser, ui_stack):
     page.goto(f"{url}/automation")
     page.get_by_text("purge_expired_submissions_schedule").first.wait_for(timeout=60_000)
     _dismiss_welcome(page)
-    for task in SCHEDULED_ADMIN_TASKS:
+    for task in BUILTIN_TASKS:
         assert page.get_by_text(task.schedule_name, exact=True).count() == 1, task.schedule_name
     page.screenshot(path=str(ARTIFACTS / "automation.png"), full_page=True)
 

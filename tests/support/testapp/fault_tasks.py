@@ -7,11 +7,11 @@ the 30 min of a real task.
 """
 
 from validibot.tasks.registry import (
-    ScheduledAdminTaskDefinition,
-    register_scheduled_admin_task,
+    MaintenanceTask,
+    register,
 )
 
-SLOW_PURGE = ScheduledAdminTaskDefinition(
+SLOW_PURGE = MaintenanceTask(
     id="test_slow_purge",
     name="Test: slow purge of expired submissions",
     command="slow_purge_submissions",
@@ -22,4 +22,4 @@ SLOW_PURGE = ScheduledAdminTaskDefinition(
     hard_time_limit_seconds=30,
 )
 
-register_scheduled_admin_task(SLOW_PURGE)
+register(SLOW_PURGE)

@@ -4,17 +4,17 @@ Tests that only need the definitions import them from here; ``tasks.py`` registe
 ``VALIDIBOT_TASK_MODULES=tests.support.testapp.tasks`` loads in Dagster processes).
 """
 
-from validibot.tasks.registry import ScheduledAdminTaskDefinition
+from validibot.tasks.registry import MaintenanceTask
 
 TEST_TASKS = (
-    ScheduledAdminTaskDefinition(
+    MaintenanceTask(
         id="test_noop",
         name="Test: no-op every minute",
         command="noop_task",
         cron="* * * * *",
         description="Test-only task that fires every minute.",
     ),
-    ScheduledAdminTaskDefinition(
+    MaintenanceTask(
         id="test_flaky",
         name="Test: fails once",
         command="flaky_task",
@@ -23,7 +23,7 @@ TEST_TASKS = (
         max_retries=2,
         retry_delay_seconds=1,
     ),
-    ScheduledAdminTaskDefinition(
+    MaintenanceTask(
         id="test_always_fail",
         name="Test: always fails",
         command="always_fail_task",
@@ -32,7 +32,7 @@ TEST_TASKS = (
         max_retries=1,
         retry_delay_seconds=1,
     ),
-    ScheduledAdminTaskDefinition(
+    MaintenanceTask(
         id="test_slow",
         name="Test: slow",
         command="slow_task",

@@ -6,7 +6,7 @@ registers the tasks; import ``task_definitions`` to read them without that side 
 """
 
 from tests.support.testapp.task_definitions import TEST_TASKS
-from validibot.tasks.registry import register_scheduled_admin_task
+from validibot.tasks.registry import register
 
 for _task in TEST_TASKS:
-    register_scheduled_admin_task(_task)
+    register(_task)

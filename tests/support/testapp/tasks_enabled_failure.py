@@ -1,12 +1,12 @@
 """An enabled task that always fails (status view and alert tests); yearly cron, never ticks."""
 
 from validibot.tasks.registry import (
-    ScheduledAdminTaskDefinition,
-    register_scheduled_admin_task,
+    MaintenanceTask,
+    register,
 )
 
-register_scheduled_admin_task(
-    ScheduledAdminTaskDefinition(
+register(
+    MaintenanceTask(
         id="test_enabled_failure",
         name="Test: enabled and failing",
         command="always_fail_task",

@@ -18,7 +18,7 @@ from django.db.models import Model
 from tests.factories import CallbackReceiptFactory, IdempotencyKeyFactory, SessionFactory
 from tests.validibot.conftest import NOW
 from validibot.core.models import IdempotencyKey
-from validibot.tasks.registry import get_all_admin_tasks
+from validibot.tasks.registry import get_tasks
 from validibot.validations.models import CallbackReceipt
 
 pytestmark = pytest.mark.django_db
@@ -178,7 +178,7 @@ def test_every_task_command_is_named_after_its_task_id_and_old_names_still_work(
     assert commands["clear_sessions"] == "validibot.core"
     assert commands["clearsessions"] == "django.contrib.sessions"  # Django's own, untouched
     assert commands["cleanup_containers"] == "validibot.validations"  # deprecated alias
-    for task in get_all_admin_tasks():
+    for task in get_tasks():
         assert task.command == task.id
 
 

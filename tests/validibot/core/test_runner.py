@@ -1,4 +1,4 @@
-"""run_scheduled_task and the per-task callables: summaries, extra args, failures."""
+"""run_task_command and the per-task callables: summaries, extra args, failures."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from tests.factories import SubmissionFactory, ValidationRunFactory
 from tests.validibot.conftest import NOW
 from validibot.core import runner as scheduled_tasks
 from validibot.core.periodic_emails import register_periodic_email_handler
-from validibot.core.runner import TaskFailed, run_scheduled_task
-from validibot.tasks.registry import get_all_admin_tasks
+from validibot.core.runner import TaskFailed, run_task_command
+from validibot.tasks.registry import get_tasks
 from validibot.validations.models import RunStatus, ValidationRun
 
 pytestmark = pytest.mark.django_db
 
 
 def test_one_callable_per_registry_entry():
-    assert set(scheduled_tasks.BUILTIN_CALLABLES) == {t.id for t in get_all_admin_tasks()}
+    assert set(scheduled_tasks.BUILTIN_CALLABLES) == {t.id for t in get_tasks()}
     for task_id, function in scheduled_tasks.BUILTIN_CALLABLES.items():
         assert function.__name__ == task_id
         assert getattr(scheduled_tasks, task_id) is function
@@ -56,7 +56,7 @@ def test_bad_arguments_raise_task_failed_naming_the_task():
 
 def test_unknown_task_id():
     with pytest.raises(KeyError, match="no scheduled task with id 'no_such_task'"):
-        run_scheduled_task("no_such_task")
+        run_task_command("no_such_task")
 
 
 def test_a_task_that_fails_after_starting_returns_a_failed_summary():
@@ -66,7 +66,7 @@ def test_a_task_that_fails_after_starting_returns_a_failed_summary():
     register_periodic_email_handler("broken", broken)
     stderr_lines: list[str] = []
 
-    result = run_scheduled_task("send_periodic_emails", on_stderr=stderr_lines.append)
+    result = run_task_command("send_periodic_emails", on_stderr=stderr_lines.append)
 
     assert result["status"] == "failed"
     assert "template missing" in result["error"]
@@ -77,7 +77,7 @@ def test_output_streams_line_by_line():
     SubmissionFactory(expires_at=NOW)
     lines: list[str] = []
 
-    summary = run_scheduled_task("purge_expired_submissions", on_stdout=lines.append)
+    summary = run_task_command("purge_expired_submissions", on_stdout=lines.append)
 
     assert lines[0].startswith("batch 1: purged 1")
     assert lines[-1].startswith('{"task": "purge_expired_submissions"')

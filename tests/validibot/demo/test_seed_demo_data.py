@@ -8,8 +8,8 @@ import json
 import pytest
 from django.core.management import call_command
 
-from validibot.core.runner import run_scheduled_task
-from validibot.tasks.registry import get_all_admin_tasks
+from validibot.core.runner import run_task_command
+from validibot.tasks.registry import get_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,7 @@ FIRST_PASS_PER_SCALE = {
 
 
 def run_every_task() -> dict[str, dict]:
-    return {task.id: run_scheduled_task(task) for task in get_all_admin_tasks()}
+    return {task.id: run_task_command(task) for task in get_tasks()}
 
 
 @pytest.mark.parametrize("scale", [1, 3])

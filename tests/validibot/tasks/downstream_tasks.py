@@ -1,11 +1,11 @@
 """A downstream package's task module, loaded through VALIDIBOT_TASK_MODULES in the tests."""
 
 from validibot.tasks.registry import (
-    ScheduledAdminTaskDefinition,
-    register_scheduled_admin_task,
+    MaintenanceTask,
+    register,
 )
 
-DOWNSTREAM_TASK = ScheduledAdminTaskDefinition(
+DOWNSTREAM_TASK = MaintenanceTask(
     id="expire_partner_keys",
     name="Expire partner keys",
     command="cleanup_idempotency_keys",
@@ -14,4 +14,4 @@ DOWNSTREAM_TASK = ScheduledAdminTaskDefinition(
     args=("--batch-size", "10"),
 )
 
-register_scheduled_admin_task(DOWNSTREAM_TASK)
+register(DOWNSTREAM_TASK)

@@ -16,17 +16,17 @@ from django.core.management import get_commands
 from tests.factories import IdempotencyKeyFactory
 from tests.validibot.conftest import NOW
 from validibot.core.models import IdempotencyKey
-from validibot.core.runner import run_scheduled_task
+from validibot.core.runner import run_task_command
 from validibot.tasks.registry import (
-    SCHEDULED_ADMIN_TASKS,
+    BUILTIN_TASKS,
     TASK_MODULES_ENV,
+    MaintenanceTask,
     RegistryError,
-    ScheduledAdminTaskDefinition,
-    get_admin_task_by_id,
-    get_admin_tasks_for_backend,
-    get_all_admin_tasks,
-    get_enabled_admin_tasks,
-    register_scheduled_admin_task,
+    get_enabled_tasks,
+    get_task,
+    get_tasks,
+    get_tasks_for_backend,
+    register,
     reset_registry_for_tests,
 )
 
@@ -47,19 +47,19 @@ EXPECTED = {
     "send_periodic_emails": ("send_periodic_emails", "0 */6 * * *"),
 }
 
-TASKS = get_all_admin_tasks()
+TASKS = get_tasks()
 
 
-def task(**changes) -> ScheduledAdminTaskDefinition:
-    base = ScheduledAdminTaskDefinition(
+def task(**changes) -> MaintenanceTask:
+    base = MaintenanceTask(
         id="partner_digest", name="Partner digest", command="send_periodic_emails", cron="0 6 * * *"
     )
     return dataclasses.replace(base, **changes)
 
 
 def test_registry_holds_the_nine_promised_tasks():
-    assert {t.id: (t.command, t.cron) for t in get_all_admin_tasks()} == EXPECTED
-    assert get_all_admin_tasks() == SCHEDULED_ADMIN_TASKS
+    assert {t.id: (t.command, t.cron) for t in get_tasks()} == EXPECTED
+    assert get_tasks() == BUILTIN_TASKS
 
 
 @pytest.mark.parametrize("entry", TASKS, ids=[t.id for t in TASKS])
@@ -70,7 +70,7 @@ def test_every_entry_is_valid_and_named_for_dagster(entry):
     assert entry.schedule_name == f"{entry.id}_schedule"
     assert entry.api_path == f"/api/v1/scheduled/{entry.id}/"
     assert (entry.soft_time_limit_seconds, entry.hard_time_limit_seconds) == (25 * 60, 30 * 60)
-    assert get_admin_task_by_id(entry.id) is entry
+    assert get_task(entry.id) is entry
 
 
 @pytest.mark.parametrize("entry", TASKS, ids=[t.id for t in TASKS])
@@ -99,7 +99,7 @@ def test_every_entry_prints_a_json_summary(entry, dry_run, settings, tmp_path):
     settings.VALIDIBOT_DOCKER_URL = f"unix://{tmp_path}/no-docker.sock"
     lines: list[str] = []
 
-    summary = run_scheduled_task(entry, ["--dry-run"] if dry_run else [], on_stdout=lines.append)
+    summary = run_task_command(entry, ["--dry-run"] if dry_run else [], on_stdout=lines.append)
 
     assert json.loads(lines[-1]) == summary
     assert summary["task"] == entry.command
@@ -110,19 +110,19 @@ def test_every_entry_prints_a_json_summary(entry, dry_run, settings, tmp_path):
 
 
 def test_backends():
-    dagster_ids = {t.id for t in get_admin_tasks_for_backend("dagster")}
+    dagster_ids = {t.id for t in get_tasks_for_backend("dagster")}
     assert dagster_ids == set(EXPECTED)
     for cloud in ("gcp", "aws"):
-        ids = {t.id for t in get_admin_tasks_for_backend(cloud)}
+        ids = {t.id for t in get_tasks_for_backend(cloud)}
         assert ids == set(EXPECTED) - {"cleanup_orphaned_containers"}
-    containers = get_admin_task_by_id("cleanup_orphaned_containers")
+    containers = get_task("cleanup_orphaned_containers")
     assert containers.queue == "docker"
     with pytest.raises(ValueError, match="unknown backend 'celery'"):
-        get_admin_tasks_for_backend("celery")
+        get_tasks_for_backend("celery")
 
 
 def test_next_fire_times_honour_cron_and_timezone():
-    weekly = get_admin_task_by_id("cleanup_callback_receipts")
+    weekly = get_task("cleanup_callback_receipts")
     assert weekly.next_fire_times(NOW) == [
         datetime(2026, 11, 29, 4, 0, tzinfo=UTC),
         datetime(2026, 12, 6, 4, 0, tzinfo=UTC),
@@ -159,50 +159,50 @@ def test_validate_rejects_a_bad_entry_naming_it(changes, problem):
     assert f"scheduled task {bad.id!r}" in str(caught.value)
 
     with pytest.raises(RegistryError, match=re.escape(repr(bad.id))):
-        register_scheduled_admin_task(bad)
-    assert get_admin_task_by_id(bad.id) is None
+        register(bad)
+    assert get_task(bad.id) is None
 
 
 def test_registered_task_is_read_through_every_accessor():
     downstream = task()
     disabled = task(id="partner_report", enabled=False, backends=frozenset({"gcp"}))
 
-    register_scheduled_admin_task(downstream)
-    register_scheduled_admin_task(disabled)
+    register(downstream)
+    register(disabled)
 
-    assert get_all_admin_tasks()[-2:] == (downstream, disabled)
-    assert get_admin_task_by_id("partner_digest") is downstream
-    assert downstream in get_enabled_admin_tasks()
-    assert disabled not in get_enabled_admin_tasks()
-    assert disabled in get_admin_tasks_for_backend("gcp")
-    assert disabled not in get_admin_tasks_for_backend("dagster")
+    assert get_tasks()[-2:] == (downstream, disabled)
+    assert get_task("partner_digest") is downstream
+    assert downstream in get_enabled_tasks()
+    assert disabled not in get_enabled_tasks()
+    assert disabled in get_tasks_for_backend("gcp")
+    assert disabled not in get_tasks_for_backend("dagster")
 
 
 def test_identical_re_registration_is_a_no_op():
-    register_scheduled_admin_task(task())
-    register_scheduled_admin_task(task())
-    register_scheduled_admin_task(SCHEDULED_ADMIN_TASKS[0])  # an equal copy of a built-in
+    register(task())
+    register(task())
+    register(BUILTIN_TASKS[0])  # an equal copy of a built-in
 
-    assert len(get_all_admin_tasks()) == len(SCHEDULED_ADMIN_TASKS) + 1
+    assert len(get_tasks()) == len(BUILTIN_TASKS) + 1
 
 
 def test_conflicting_registration_raises():
-    register_scheduled_admin_task(task())
+    register(task())
 
     with pytest.raises(ValueError, match="'partner_digest' is already registered"):
-        register_scheduled_admin_task(task(cron="0 7 * * *"))
+        register(task(cron="0 7 * * *"))
     with pytest.raises(ValueError, match="'clear_sessions' is already registered"):
-        register_scheduled_admin_task(task(id="clear_sessions"))
-    assert get_admin_task_by_id("partner_digest").cron == "0 6 * * *"
-    assert get_admin_task_by_id("clear_sessions").command == "clear_sessions"
+        register(task(id="clear_sessions"))
+    assert get_task("partner_digest").cron == "0 6 * * *"
+    assert get_task("clear_sessions").command == "clear_sessions"
 
 
 def test_reset_forgets_downstream_tasks():
-    register_scheduled_admin_task(task())
+    register(task())
 
     reset_registry_for_tests()
 
-    assert get_admin_task_by_id("partner_digest") is None
+    assert get_task("partner_digest") is None
 
 
 @pytest.mark.django_db
@@ -212,11 +212,11 @@ def test_plugin_module_from_the_environment_registers_a_task_that_runs(monkeypat
     IdempotencyKeyFactory(expires_at=NOW)
     live = IdempotencyKeyFactory()
 
-    downstream = get_admin_task_by_id("expire_partner_keys")
+    downstream = get_task("expire_partner_keys")
 
     assert downstream is not None
-    assert get_all_admin_tasks()[-1] is downstream
-    summary = run_scheduled_task("expire_partner_keys")
+    assert get_tasks()[-1] is downstream
+    summary = run_task_command("expire_partner_keys")
     assert (summary["task"], summary["status"]) == ("cleanup_idempotency_keys", "completed")
     assert summary["counts"] == {"deleted": 1}
     assert list(IdempotencyKey.objects.values_list("pk", flat=True)) == [live.pk]
@@ -226,4 +226,4 @@ def test_unimportable_plugin_module_fails_loudly(monkeypatch):
     monkeypatch.setenv(TASK_MODULES_ENV, "validibot_partner.no_such_module")
 
     with pytest.raises(RegistryError, match="validibot_partner.no_such_module"):
-        get_all_admin_tasks()
+        get_tasks()

@@ -9,7 +9,6 @@ from validibot.core.models import IdempotencyKey
 class Command(MaintenanceCommand):
     help = "Delete idempotency keys whose expires_at <= now (24-hour lifetime by default)."
     task_name = "cleanup_idempotency_keys"
-    count_names = ("deleted",)
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         delete_in_batches(self, IdempotencyKey.objects.filter(expires_at__lte=self.now), "deleted")

@@ -18,9 +18,8 @@ class Command(MaintenanceCommand):
         "clear_expired()."
     )
     task_name = "clear_sessions"
-    count_names = ("deleted",)
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         if settings.SESSION_ENGINE in DB_ENGINES:
             expired = Session.objects.filter(expire_date__lte=self.now)
             delete_in_batches(self, expired, "deleted")

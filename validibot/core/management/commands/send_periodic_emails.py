@@ -12,9 +12,8 @@ class Command(MaintenanceCommand):
         "order. One failing handler does not stop the others, but fails the command."
     )
     task_name = "send_periodic_emails"
-    count_names = ("handlers", "sent", "handler_errors")
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         handlers = get_periodic_email_handlers()
         self.counts["handlers"] = len(handlers)
         if not handlers:

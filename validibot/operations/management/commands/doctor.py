@@ -18,7 +18,7 @@ from django.db.migrations.executor import MigrationExecutor
 from validibot.core.broker import broker_url
 from validibot.operations.dagster_client import DagsterClient, DagsterClientError
 from validibot.tasks.overrides import OverridesError, load_overrides
-from validibot.tasks.registry import BACKEND_DAGSTER, get_admin_tasks_for_backend
+from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks_for_backend
 from validibot.tasks.sync_plan import ObservedSchedule, plan_schedules
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
@@ -140,7 +140,7 @@ class Command(BaseCommand):
             return Result("workers", SKIP, "in-process executor: no Celery workers needed")
         from celery import Celery
 
-        needed = sorted({t.queue for t in get_admin_tasks_for_backend(BACKEND_DAGSTER)})
+        needed = sorted({t.queue for t in get_tasks_for_backend(BACKEND_DAGSTER)})
         app = Celery("validibot-doctor", broker=url)
         try:
             replies = app.control.inspect(timeout=self.timeout).active_queues() or {}
@@ -217,7 +217,7 @@ class Command(BaseCommand):
             )
             for name, s in schedules.items()
         }
-        tasks = get_admin_tasks_for_backend(BACKEND_DAGSTER)
+        tasks = get_tasks_for_backend(BACKEND_DAGSTER)
         plan = plan_schedules(tasks, observed, {})
         missing = [t.schedule_name for t in tasks if t.schedule_name not in observed]
         if missing:
@@ -233,7 +233,7 @@ class Command(BaseCommand):
     def check_overrides(self) -> Result:
         try:
             overrides = load_overrides(
-                known_ids={t.id for t in get_admin_tasks_for_backend(BACKEND_DAGSTER)}
+                known_ids={t.id for t in get_tasks_for_backend(BACKEND_DAGSTER)}
             )
         except OverridesError as exc:
             return Result("overrides", FAIL, str(exc))

@@ -16,7 +16,7 @@ from validibot.operations.dagster_client import DagsterClient, DagsterClientErro
 from validibot.tasks.health import FAILING, LATE, classify
 from validibot.tasks.registry import (
     BACKEND_DAGSTER,
-    get_admin_tasks_for_backend,
+    get_tasks_for_backend,
     iter_fire_times,
 )
 
@@ -55,7 +55,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        tasks = get_admin_tasks_for_backend(BACKEND_DAGSTER)
+        tasks = get_tasks_for_backend(BACKEND_DAGSTER)
         unknown = set(options["task"]) - {t.id for t in tasks}
         if unknown:
             raise CommandError(f"unknown task id(s): {', '.join(sorted(unknown))}")

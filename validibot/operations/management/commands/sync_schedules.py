@@ -26,8 +26,8 @@ from validibot.tasks.overrides import OverridesError, load_overrides
 from validibot.tasks.registry import (
     BACKEND_DAGSTER,
     BACKEND_GCP,
-    ScheduledAdminTaskDefinition,
-    get_admin_tasks_for_backend,
+    MaintenanceTask,
+    get_tasks_for_backend,
 )
 from validibot.tasks.sync_plan import (
     ObservedSchedule,
@@ -73,7 +73,7 @@ class Command(BaseCommand):
         self.apply(client, plan)
 
     def plan(self, client: DagsterClient) -> SchedulePlan:
-        tasks = get_admin_tasks_for_backend(BACKEND_DAGSTER)
+        tasks = get_tasks_for_backend(BACKEND_DAGSTER)
         try:
             overrides = load_overrides(known_ids={t.id for t in tasks})
             schedules = client.schedules()
@@ -103,10 +103,10 @@ class Command(BaseCommand):
                 "--backend=gcp needs the trigger API's public URL: pass --base-url "
                 "https://... or set VALIDIBOT_TRIGGER_BASE_URL"
             )
-        return [gcp_job(task, base) for task in get_admin_tasks_for_backend(BACKEND_GCP)]
+        return [gcp_job(task, base) for task in get_tasks_for_backend(BACKEND_GCP)]
 
 
-def gcp_job(task: ScheduledAdminTaskDefinition, base_url: str) -> dict[str, Any]:
+def gcp_job(task: MaintenanceTask, base_url: str) -> dict[str, Any]:
     """One Cloud Scheduler job (REST ``Job`` resource) that POSTs to the task's trigger."""
     job: dict[str, Any] = {
         "name": f"validibot-{task.id.replace('_', '-')}",

@@ -17,10 +17,9 @@ class Command(MaintenanceCommand):
         "past VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS they are reported and keep going."
     )
     task_name = "process_purge_retries"
-    count_names = ("succeeded", "already_purged", "deferred", "failed", "over_threshold")
     batch_size_setting = "VALIDIBOT_PURGE_RETRY_BATCH_SIZE"
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         if self.dry_run:
             due = count_limited(due_retries(self.now), self.dry_run_limit())
             self.counts["succeeded"] = due
@@ -37,7 +36,7 @@ class Command(MaintenanceCommand):
             if not retries:
                 break
             for outcome in outcomes:
-                for name in self.count_names:
+                for name in self.declared_counts():
                     self.counts[name] += int(getattr(outcome, name))
             self.progress(f"batch {number}: processed {len(retries)} retr(y/ies)")
 

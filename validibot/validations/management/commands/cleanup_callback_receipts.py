@@ -13,7 +13,6 @@ from validibot.validations.models import CallbackReceipt
 class Command(MaintenanceCommand):
     help = "Delete callback receipts whose received_at is older than --days (default 30)."
     task_name = "cleanup_callback_receipts"
-    count_names = ("deleted",)
 
     def add_task_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -24,7 +23,7 @@ class Command(MaintenanceCommand):
             "(default: settings.VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS, 30).",
         )
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         days = options["days"] or settings.VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS
         cutoff = self.now - timedelta(days=days)
         delete_in_batches(self, CallbackReceipt.objects.filter(received_at__lt=cutoff), "deleted")

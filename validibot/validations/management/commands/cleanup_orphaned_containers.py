@@ -18,7 +18,6 @@ class Command(MaintenanceCommand):
         "--require-engine to make that an error)."
     )
     task_name = "cleanup_orphaned_containers"
-    count_names = ("examined", "removed", "kept", "errors", "engine_unreachable")
 
     def add_task_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -40,7 +39,7 @@ class Command(MaintenanceCommand):
             help="Fail when no Docker engine is reachable instead of reporting it.",
         )
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         client = self._client(options["require_engine"])
         if client is None:
             return

@@ -23,7 +23,6 @@ class Command(MaintenanceCommand):
         "timeout as TIMED_OUT, with a plain-language error."
     )
     task_name = "cleanup_stuck_runs"
-    count_names = ("timed_out",)
     batch_size_setting = "VALIDIBOT_PURGE_BATCH_SIZE"
 
     def add_task_arguments(self, parser: CommandParser) -> None:
@@ -35,7 +34,7 @@ class Command(MaintenanceCommand):
             "(default: settings.VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES, 30).",
         )
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         minutes = options["timeout_minutes"] or settings.VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES
         cutoff = self.now - timedelta(minutes=minutes)
         # A heartbeat newer than the cutoff means the validator is alive, however old the run.

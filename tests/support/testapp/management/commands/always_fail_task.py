@@ -14,6 +14,6 @@ class Command(MaintenanceCommand):
     task_name = "always_fail_task"
     count_names = ("attempt",)
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         self.counts["attempt"] += 1
         raise CommandError(ERROR)

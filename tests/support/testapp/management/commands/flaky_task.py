@@ -16,7 +16,7 @@ class Command(MaintenanceCommand):
     task_name = "flaky_task"
     count_names = ("attempt",)
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         marker = Path(os.environ.get(MARKER_ENV) or "/tmp/validibot-flaky-marker")
         attempts = int(marker.read_text()) if marker.exists() else 0
         marker.write_text(str(attempts + 1))

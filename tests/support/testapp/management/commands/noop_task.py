@@ -10,5 +10,5 @@ class Command(MaintenanceCommand):
     task_name = "noop_task"
     count_names = ("noop",)
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         self.counts["noop"] += 1

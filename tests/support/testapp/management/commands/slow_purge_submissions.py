@@ -39,7 +39,7 @@ class Command(PurgeExpiredSubmissions):
     def add_task_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--pause", type=float, default=0.2)
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         storage = self.target.model._meta.get_field("file").storage
         delete = storage.delete
         pause = options["pause"]
@@ -51,6 +51,6 @@ class Command(PurgeExpiredSubmissions):
 
         storage.delete = slow_delete
         try:
-            super().run_task(options)
+            super().perform(options)
         finally:
             del storage.delete

@@ -20,7 +20,7 @@ class Command(MaintenanceCommand):
     def add_task_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--seconds", type=positive_int, default=30)
 
-    def run_task(self, options: dict[str, Any]) -> None:
+    def perform(self, options: dict[str, Any]) -> None:
         progress = os.environ.get(PROGRESS_ENV)
         for _ in range(options["seconds"]):
             if progress:
