@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_HOST = "127.0.0.1"
+# Another checkout testing on the same machine at once can point its stacks at its own Redis.
+REDIS_PORT = int(os.environ.get("VALIDIBOT_TEST_REDIS_PORT", "6379"))
 START_TIMEOUT_S = 30.0
 
 
