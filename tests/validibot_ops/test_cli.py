@@ -16,7 +16,7 @@ from tests.support.dagster_stack import REPO_ROOT, VENV_BIN, ManagedProcess, fre
 from tests.support.services import wait_until
 from validibot.tasks.registry import BUILTIN_TASKS
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.subprocess, pytest.mark.timeout(300)]
 
 
 def _bare_env(tmp_path: Path) -> dict[str, str]:
