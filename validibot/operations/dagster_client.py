@@ -31,6 +31,7 @@ from typing import Any
 TASK_TAG = "validibot/task"
 TRIGGER_TAG = "validibot/trigger"
 OVERRIDE_TAG = "validibot/override"
+IDEMPOTENCY_TAG = "validibot/idempotency-key"
 """Copies of ``validibot_ops.tags`` (this module must not import the Dagster side)."""
 
 DEFAULT_URL = "http://127.0.0.1:3000"
@@ -59,6 +60,10 @@ class GraphQLError(DagsterClientError):
 
 class RunNotFound(DagsterClientError):  # noqa: N818
     """The webserver's instance has no run with this id."""
+
+
+class RunAlreadyExists(DagsterClientError):  # noqa: N818
+    """A launch named a run id the instance already has (an earlier launch created it)."""
 
 
 class RunTimeout(DagsterClientError):  # noqa: N818
@@ -146,6 +151,7 @@ mutation ValidibotLaunchRun($executionParams: ExecutionParams!) {
     ... on LaunchRunSuccess { run { runId status } }
     ... on RunConfigValidationInvalid { errors { message } }
     ... on PipelineNotFoundError { message }
+    ... on PythonError { message className }
     ... on Error { message }
   }
 }
@@ -361,8 +367,13 @@ class DagsterClient:
         *,
         run_config: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        run_id: str | None = None,
     ) -> str:
-        """Launch ``job_name`` and return the new run id (the run may stay QUEUED)."""
+        """Launch ``job_name`` and return the new run id (the run may stay QUEUED).
+
+        ``run_id`` names the run in advance: the instance refuses a second run with the same
+        id (:class:`RunAlreadyExists`), which makes a retried launch safe.
+        """
         where = self.find_job(job_name)
         params = {
             "selector": {
@@ -372,7 +383,8 @@ class DagsterClient:
             },
             "runConfigData": dict(run_config or {}),
             "executionMetadata": {
-                "tags": [{"key": k, "value": str(v)} for k, v in (tags or {}).items()]
+                "tags": [{"key": k, "value": str(v)} for k, v in (tags or {}).items()],
+                **({"runId": run_id} if run_id else {}),
             },
         }
         data = self.execute(_LAUNCH_MUTATION, {"executionParams": params})
@@ -382,6 +394,10 @@ class DagsterClient:
             return result["run"]["runId"]
         if kind == "PipelineNotFoundError":
             raise JobNotFound(result.get("message") or f"no job named {job_name!r}")
+        if kind == "RunConflict" or "DagsterRunAlreadyExists" in (
+            f"{result.get('className', '')} {result.get('message', '')}"
+        ):
+            raise RunAlreadyExists(f"run {run_id} already exists")
         if kind == "RunConfigValidationInvalid":
             errors = "; ".join(e["message"] for e in result.get("errors", []))
             raise GraphQLError(f"run config rejected for {job_name}: {errors}")
@@ -395,6 +411,7 @@ class DagsterClient:
         dry_run: bool = False,
         extra_args: Sequence[str] = (),
         tags: Mapping[str, str] | None = None,
+        run_id: str | None = None,
     ) -> str:
         """Launch a registry task's job (named after the task) tagged with its trigger."""
         config: dict[str, Any] = {}
@@ -402,7 +419,7 @@ class DagsterClient:
             op_config = {"dry_run": dry_run, "extra_args": list(extra_args)}
             config = {"ops": {task_id: {"config": op_config}}}
         run_tags = {TASK_TAG: task_id, TRIGGER_TAG: trigger, **(tags or {})}
-        return self.launch_run(task_id, run_config=config, tags=run_tags)
+        return self.launch_run(task_id, run_config=config, tags=run_tags, run_id=run_id)
 
     def get_run(self, run_id: str) -> RunInfo:
         data = self.execute(_RUN_QUERY, {"runId": run_id})
@@ -463,7 +480,11 @@ class DagsterClient:
 
     def recent_runs(self, task_id: str, limit: int = 10) -> list[RunInfo]:
         """The task's latest runs, newest first, whatever started them."""
-        run_filter = {"tags": [{"key": TASK_TAG, "value": task_id}]}
+        return self.runs_tagged({TASK_TAG: task_id}, limit)
+
+    def runs_tagged(self, tags: Mapping[str, str], limit: int = 10) -> list[RunInfo]:
+        """The latest runs carrying every one of ``tags``, newest first."""
+        run_filter = {"tags": [{"key": k, "value": v} for k, v in tags.items()]}
         data = self.execute(_RUNS_QUERY, {"filter": run_filter, "limit": limit})
         return [_run(r) for r in self._result(data, "runsOrError", "Runs")["results"]]
 
