@@ -46,7 +46,8 @@ class GraphQLRelay:
 
     def hold_launches(self, when: str) -> None:
         """Hold the next launchRun ``"before"`` forwarding it or ``"after"`` (the run exists,
-        the answer waits) until :meth:`release`."""
+        the answer waits) until :meth:`release`; or ``"drop"`` it (answer 503, never forward:
+        a launch lost on the way)."""
         self._hold = when
         self._released.clear()
         self.forwarded.clear()
@@ -86,6 +87,8 @@ class GraphQLRelay:
             return self._forward(body)
         self.launches.append(query.get("variables") or {})
         hold, self._hold = self._hold, None
+        if hold == "drop":
+            return 503, b'{"errors": [{"message": "dropped by the relay"}]}'
         if hold == "before":
             self._released.wait(HOLD_LIMIT_SECONDS)
         status, answer = self._forward(body)

@@ -62,10 +62,6 @@ class RunNotFound(DagsterClientError):  # noqa: N818
     """The webserver's instance has no run with this id."""
 
 
-class RunAlreadyExists(DagsterClientError):  # noqa: N818
-    """A launch named a run id the instance already has (an earlier launch created it)."""
-
-
 class RunTimeout(DagsterClientError):  # noqa: N818
     """A run did not finish before the deadline (it goes on running)."""
 
@@ -151,7 +147,6 @@ mutation ValidibotLaunchRun($executionParams: ExecutionParams!) {
     ... on LaunchRunSuccess { run { runId status } }
     ... on RunConfigValidationInvalid { errors { message } }
     ... on PipelineNotFoundError { message }
-    ... on PythonError { message className }
     ... on Error { message }
   }
 }
@@ -367,13 +362,8 @@ class DagsterClient:
         *,
         run_config: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
-        run_id: str | None = None,
     ) -> str:
-        """Launch ``job_name`` and return the new run id (the run may stay QUEUED).
-
-        ``run_id`` names the run in advance: the instance refuses a second run with the same
-        id (:class:`RunAlreadyExists`), which makes a retried launch safe.
-        """
+        """Launch ``job_name`` and return the new run id (the run may stay QUEUED)."""
         where = self.find_job(job_name)
         params = {
             "selector": {
@@ -383,8 +373,7 @@ class DagsterClient:
             },
             "runConfigData": dict(run_config or {}),
             "executionMetadata": {
-                "tags": [{"key": k, "value": str(v)} for k, v in (tags or {}).items()],
-                **({"runId": run_id} if run_id else {}),
+                "tags": [{"key": k, "value": str(v)} for k, v in (tags or {}).items()]
             },
         }
         data = self.execute(_LAUNCH_MUTATION, {"executionParams": params})
@@ -394,10 +383,6 @@ class DagsterClient:
             return result["run"]["runId"]
         if kind == "PipelineNotFoundError":
             raise JobNotFound(result.get("message") or f"no job named {job_name!r}")
-        if kind == "RunConflict" or "DagsterRunAlreadyExists" in (
-            f"{result.get('className', '')} {result.get('message', '')}"
-        ):
-            raise RunAlreadyExists(f"run {run_id} already exists")
         if kind == "RunConfigValidationInvalid":
             errors = "; ".join(e["message"] for e in result.get("errors", []))
             raise GraphQLError(f"run config rejected for {job_name}: {errors}")
@@ -411,7 +396,6 @@ class DagsterClient:
         dry_run: bool = False,
         extra_args: Sequence[str] = (),
         tags: Mapping[str, str] | None = None,
-        run_id: str | None = None,
     ) -> str:
         """Launch a registry task's job (named after the task) tagged with its trigger."""
         config: dict[str, Any] = {}
@@ -419,7 +403,7 @@ class DagsterClient:
             op_config = {"dry_run": dry_run, "extra_args": list(extra_args)}
             config = {"ops": {task_id: {"config": op_config}}}
         run_tags = {TASK_TAG: task_id, TRIGGER_TAG: trigger, **(tags or {})}
-        return self.launch_run(task_id, run_config=config, tags=run_tags, run_id=run_id)
+        return self.launch_run(task_id, run_config=config, tags=run_tags)
 
     def get_run(self, run_id: str) -> RunInfo:
         data = self.execute(_RUN_QUERY, {"runId": run_id})

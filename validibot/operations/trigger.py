@@ -10,11 +10,18 @@ task: the "audience" of a scoped token is its task, and it is refused for any ot
 token configured the endpoint answers 503 "trigger disabled"; it is never open.
 
 Answers: 202 ``{run_id, task, status_url, ui_url}``; 200 with the same body when an
-``Idempotency-Key`` repeats a request within the key lifetime (24 h); 400 bad body or key;
-401 no credentials; 403 wrong token; 404 unknown task; 405 not POST; 409 same key still in
-flight; 413 body over 4 KiB; 422 key reused for another request; 503 Dagster webserver down
-or trigger disabled; 500 ``{"error": "internal error"}`` (details only in the logs).
-Tokens never reach the logs.
+``Idempotency-Key`` repeats a request within the key lifetime (24 h); 400 bad body or key
+(or JSON nested deeper than 8 levels); 401 no credentials; 403 wrong token; 404 unknown task;
+405 not POST; 409 same key still in flight, or ``paused: <reason>`` while an incident override
+pauses the task; 411 no Content-Length (a chunked body); 413 body over 4 KiB; 422 key reused
+for another request; 503 Dagster webserver down, trigger disabled, or a setting it reads
+invalid (named); 500 ``{"error": "internal error"}`` (details only in the logs). Tokens never
+reach the logs, and ids from the URL are logged escaped (no forged lines).
+
+One key never yields two runs: a claimed key names its run's tag in advance. When the launch's
+outcome is unknown (Dagster answered after the timeout, or not at all), the claim is kept; the
+next request with the key looks the run up by that tag before launching again, and launches
+again only once a late launch could no longer land (``OUTCOME_SETTLE_SECONDS``).
 
 ``GET /api/v1/scheduled/<task-id>/runs/<run-id>/`` (same authentication) reports a run's
 status and, once finished, its summary counts.
@@ -26,6 +33,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,7 +52,6 @@ from validibot.operations.dagster_client import (
     DagsterClient,
     DagsterUnavailable,
     JobNotFound,
-    RunAlreadyExists,
     RunNotFound,
 )
 from validibot.tasks.overrides import OVERRIDES_ENV, OverridesError, load_overrides
@@ -67,6 +74,10 @@ IDEMPOTENCY_PREFIX = "scheduled-trigger:"
 ABANDONED_CLAIM_SECONDS = 120
 """A key claimed this long ago with no response recorded belongs to a request that died: the
 next request with the key resolves it (looks its run up) instead of waiting for it."""
+OUTCOME_SETTLE_SECONDS = 120
+"""How long a launch whose answer never came may still land in Dagster. Dagster's GraphQL
+``launchRun`` takes no run id or dedupe key, so this window is what keeps a late launch and a
+retry from both creating a run."""
 LAUNCH_TIMEOUT_SECONDS = 15.0
 BODY_FIELDS = frozenset({"dry_run"})
 TRIGGER_SETTINGS = (
@@ -91,6 +102,10 @@ class Rejected(Exception):  # noqa: N818  (control flow: an answer, not a failur
 
     def response(self) -> JsonResponse:
         return JsonResponse({"error": self.error}, status=self.status, headers=self.headers)
+
+
+class Unsettled(Rejected):
+    """An earlier launch under this key may still land in Dagster: not yet safe to relaunch."""
 
 
 # -- configuration and logging -----------------------------------------------------------
@@ -265,7 +280,7 @@ def claim_key(key: str, fingerprint: str) -> tuple[IdempotencyKey | None, JsonRe
     stored = f"{IDEMPOTENCY_PREFIX}{key}"
     now = timezone.now()
     IdempotencyKey.objects.filter(key=stored, expires_at__lte=now).delete()
-    plan = {"run_id": str(uuid.uuid4()), "tag": uuid.uuid4().hex}
+    plan = {"tag": uuid.uuid4().hex}
     try:
         with transaction.atomic():
             created = IdempotencyKey.objects.create(
@@ -326,16 +341,12 @@ def accepted_body(
 
 
 def launch(
-    task: MaintenanceTask,
-    options: dict[str, Any],
-    *,
-    run_id: str | None = None,
-    tags: dict[str, str] | None = None,
+    task: MaintenanceTask, options: dict[str, Any], tags: dict[str, str] | None = None
 ) -> str:
     """Launch the task's job; the run id. Raises :class:`Rejected` when nothing launched."""
     try:
         run_id = _client().launch_task(
-            task.id, trigger="http", dry_run=options["dry_run"], tags=tags, run_id=run_id
+            task.id, trigger="http", dry_run=options["dry_run"], tags=tags
         )
     except JobNotFound as exc:
         logger.error("scheduled trigger %s: %s", task.id, exc)
@@ -351,33 +362,48 @@ def launch_claimed(
 ) -> JsonResponse:
     """Launch under an idempotency claim, so that one key never yields two runs.
 
-    The run's id and tag are fixed when the key is claimed. When an earlier attempt's outcome
-    is unknown, the run carrying the claim's tag is looked up first; if Dagster finished
-    creating it meanwhile, the launch below is refused by the instance (the run id exists).
+    The claim names the run's ``validibot/idempotency-key`` tag in advance. When an earlier
+    attempt's outcome is unknown, the run carrying that tag is looked up first. If there is
+    none yet, a launch that may still be on its way to Dagster is given
+    ``OUTCOME_SETTLE_SECONDS`` (from when it was sent) to land before launching again; until
+    then the answer is 503 with ``Retry-After``.
     """
     plan = dict(claim.response_body or {})
     tags = {IDEMPOTENCY_TAG: plan["tag"]}
-    resolving = plan.get("outcome") == "unknown" or claim.created_at <= timezone.now() - timedelta(
-        seconds=ABANDONED_CLAIM_SECONDS
-    )
     try:
-        found = _client().runs_tagged(tags, limit=1) if resolving else []
-        if found:
-            logger.info("scheduled trigger %s: key resolved to run %s", task.id, found[0].run_id)
-            return _finish(claim, accepted_body(request, task, options, found[0].run_id), 200)
-        run_id = launch(task, options, run_id=plan["run_id"], tags=tags)
-    except RunAlreadyExists:
-        logger.info("scheduled trigger %s: run %s already launched", task.id, plan["run_id"])
-        return _finish(claim, accepted_body(request, task, options, plan["run_id"]), 200)
+        if _outcome_unknown(claim, timezone.now()):
+            found = _client().runs_tagged(tags, limit=1)
+            if found:
+                run_id = found[0].run_id
+                logger.info("scheduled trigger %s: key resolved to run %s", task.id, run_id)
+                return _finish(claim, accepted_body(request, task, options, run_id), 200)
+            _refuse_while_unsettled(claim)
+            claim.created_at = timezone.now()  # a new attempt: its own settle window
+            claim.save(update_fields=["created_at"])
+        run_id = launch(task, options, tags)
     except DagsterUnavailable as exc:
         # The launch may have reached Dagster: keep the claim, so a retry resolves it.
         claim.response_body = {**plan, "outcome": "unknown"}
         claim.save(update_fields=["response_body"])
         raise _unavailable(task, exc, keyed=True) from exc
+    except Unsettled:
+        raise  # the claim stays: a later retry resolves it
     except BaseException:
         claim.delete()  # refused before launching: a retry with the same key may launch
         raise
     return _finish(claim, accepted_body(request, task, options, run_id), 202)
+
+
+def _refuse_while_unsettled(claim: IdempotencyKey) -> None:
+    settles_at = claim.created_at + timedelta(seconds=OUTCOME_SETTLE_SECONDS)
+    wait = math.ceil((settles_at - timezone.now()).total_seconds())
+    if wait > 0:
+        raise Unsettled(
+            503,
+            "the launch for this Idempotency-Key has an unknown outcome and no run yet; "
+            f"retry in {wait} s with the same key",
+            {"Retry-After": str(wait)},
+        )
 
 
 def _finish(claim: IdempotencyKey, body: dict[str, Any], status: int) -> JsonResponse:
