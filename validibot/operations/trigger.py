@@ -284,7 +284,7 @@ def claim_key(key: str, fingerprint: str) -> tuple[IdempotencyKey | None, JsonRe
     try:
         with transaction.atomic():
             created = IdempotencyKey.objects.create(
-                key=stored, request_fingerprint=fingerprint, response_body=plan
+                key=stored, request_fingerprint=fingerprint, response_body=plan, created_at=now
             )
             return created, None
     except IntegrityError:

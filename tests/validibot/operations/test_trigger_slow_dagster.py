@@ -43,8 +43,12 @@ def trigger_with_key(client, key: str):
     )
 
 
-def runs_for(live: DagsterClient, key: str) -> list[str]:
-    tag = IdempotencyKey.objects.get(key=f"scheduled-trigger:{key}").response_body["tag"]
+def claimed_tag(key: str) -> str:
+    """The run tag the key's claim chose (while the outcome is open)."""
+    return IdempotencyKey.objects.get(key=f"scheduled-trigger:{key}").response_body["tag"]
+
+
+def runs_for(live: DagsterClient, tag: str) -> list[str]:
     return [run.run_id for run in live.runs_tagged({IDEMPOTENCY_TAG: tag}, limit=10)]
 
 
@@ -55,6 +59,7 @@ def test_a_late_answer_keeps_the_key_and_the_retry_finds_the_run(client, live, r
     first = trigger_with_key(client, "slow-answer")
     assert first.status_code == 503
     assert "retry later with the same Idempotency-Key" in first.json()["error"]
+    tag = claimed_tag("slow-answer")
     assert relay.forwarded.wait(HOLD_DEADLINE), "Dagster never answered the held launch"
     created = relay.launch_answers[0]["data"]["launchRun"]["run"]["runId"]
 
@@ -65,7 +70,7 @@ def test_a_late_answer_keeps_the_key_and_the_retry_finds_the_run(client, live, r
     assert retry["Idempotent-Replayed"] == "true"
     assert retry.json()["run_id"] == created
     assert len(relay.launches) == 1  # the retry looked the run up; it launched nothing
-    assert runs_for(live, "slow-answer") == [created]
+    assert runs_for(live, tag) == [created]
     again = trigger_with_key(client, "slow-answer")
     assert again.status_code == 200 and again.json()["run_id"] == created
 
@@ -76,6 +81,7 @@ def test_a_launch_still_on_its_way_is_waited_for_not_repeated(client, live, rela
     relay.hold_launches("before")
     first = trigger_with_key(client, "slow-launch")
     assert first.status_code == 503
+    tag = claimed_tag("slow-launch")
 
     early = trigger_with_key(client, "slow-launch")
     assert early.status_code == 503
@@ -88,18 +94,19 @@ def test_a_launch_still_on_its_way_is_waited_for_not_repeated(client, live, rela
     landed = relay.launch_answers[-1]["data"]["launchRun"]["run"]["runId"]
     retry = trigger_with_key(client, "slow-launch")
     assert retry.status_code == 200 and retry.json()["run_id"] == landed
-    assert runs_for(live, "slow-launch") == [landed]
+    assert runs_for(live, tag) == [landed]
 
 
 def test_a_lost_launch_is_launched_once_after_the_settle_window(client, live, relay, clock):
     relay.hold_launches("drop")
     first = trigger_with_key(client, "lost-launch")
     assert first.status_code == 503
-    assert runs_for(live, "lost-launch") == []
+    tag = claimed_tag("lost-launch")
+    assert runs_for(live, tag) == []
 
     clock.now += timedelta(seconds=trigger.OUTCOME_SETTLE_SECONDS + 1)
     retry = trigger_with_key(client, "lost-launch")
     assert retry.status_code == 202
     again = trigger_with_key(client, "lost-launch")
     assert again.status_code == 200 and again.json()["run_id"] == retry.json()["run_id"]
-    assert runs_for(live, "lost-launch") == [retry.json()["run_id"]]
+    assert runs_for(live, tag) == [retry.json()["run_id"]]

@@ -158,7 +158,7 @@ class Command(BaseCommand):
             return Result("workers", SKIP, "in-process executor: no Celery workers needed")
         from celery import Celery
 
-        needed = sorted({t.queue for t in get_tasks_for_backend(BACKEND_DAGSTER)})
+        needed = sorted({t.queue for t in get_tasks()})  # HTTP-launched tasks run there too
         app = Celery("validibot-doctor", broker=url)
         try:
             replies = app.control.inspect(timeout=self.timeout).active_queues() or {}
