@@ -50,8 +50,10 @@ from validibot.core.settings_check import setting_errors
 from validibot.operations.dagster_client import (
     IDEMPOTENCY_TAG,
     DagsterClient,
+    DagsterClientError,
     DagsterUnavailable,
     JobNotFound,
+    RunInfo,
     RunNotFound,
 )
 from validibot.tasks.overrides import OVERRIDES_ENV, OverridesError, load_overrides
@@ -273,9 +275,9 @@ def _fingerprint(task_id: str, options: dict[str, Any]) -> str:
 def claim_key(key: str, fingerprint: str) -> tuple[IdempotencyKey | None, JsonResponse | None]:
     """Claim the key for this request, or return the answer to give instead.
 
-    A new claim names its run in advance (``run_id``, and the ``validibot/idempotency-key``
-    tag the run will carry). A claim whose earlier launch ended without a known outcome (a
-    timeout, or a request that died) is returned for :func:`launch_claimed` to resolve.
+    A new claim names its run in advance: the ``validibot/idempotency-key`` tag the run will
+    carry. A claim whose earlier launch ended without a known outcome (a timeout, or a request
+    that died) is returned for :func:`launch_claimed` to resolve.
     """
     stored = f"{IDEMPOTENCY_PREFIX}{key}"
     now = timezone.now()
@@ -372,7 +374,7 @@ def launch_claimed(
     tags = {IDEMPOTENCY_TAG: plan["tag"]}
     try:
         if _outcome_unknown(claim, timezone.now()):
-            found = _client().runs_tagged(tags, limit=1)
+            found = _lookup(tags)
             if found:
                 run_id = found[0].run_id
                 logger.info("scheduled trigger %s: key resolved to run %s", task.id, run_id)
@@ -392,6 +394,16 @@ def launch_claimed(
         claim.delete()  # refused before launching: a retry with the same key may launch
         raise
     return _finish(claim, accepted_body(request, task, options, run_id), 202)
+
+
+def _lookup(tags: dict[str, str]) -> list[RunInfo]:
+    """The runs carrying ``tags``; any failure to look is an unknown outcome, never a miss."""
+    try:
+        return _client().runs_tagged(tags, limit=1)
+    except DagsterClientError as exc:
+        if isinstance(exc, DagsterUnavailable):
+            raise
+        raise DagsterUnavailable(f"cannot look up the key's run: {exc}") from exc
 
 
 def _refuse_while_unsettled(claim: IdempotencyKey) -> None:
