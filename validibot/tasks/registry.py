@@ -130,7 +130,9 @@ class MaintenanceTask:
         args: default command-line arguments passed to ``command``.
         timezone: IANA timezone for ``cron`` (``VALIDIBOT_SCHEDULE_TIMEZONE``, else UTC).
         enabled: whether the schedule runs; a disabled task can still be launched by hand.
-        backends: which schedulers may trigger it (``dagster``, ``gcp``, ``aws``).
+        backends: which schedulers trigger it (``dagster``, ``gcp``, ``aws``). Every task has
+            a Dagster job whatever its backends (an HTTP trigger launches it); only tasks with
+            ``dagster`` get a Dagster schedule.
         max_retries: how many times a failed run of the command is retried.
         retry_delay_seconds: base delay of the exponential retry backoff.
         soft_time_limit_seconds: past this the run is reported as slow.
