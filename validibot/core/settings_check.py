@@ -247,6 +247,8 @@ class InvalidSetting:
     message: str
 
     def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):  # copy, pickle and templates probe these: not a use
+            raise AttributeError(attribute)
         raise SettingsError(self.message)
 
     def __int__(self) -> int:

@@ -264,3 +264,17 @@ def test_bad_settings_never_stop_manage_py_from_starting(tmp_path):
         "expected a whole number >= 1; default 100" in refused.stderr
     )
     assert "dictionary update sequence" not in refused.stderr + other.stderr
+
+
+def test_an_invalid_setting_read_without_the_check_raises_its_message():
+    """A reader that forgot to check still fails naming the variable, never with a default."""
+    import copy
+
+    from validibot.core.settings_check import SettingsError
+
+    value = check_environment({"VALIDIBOT_DAGSTER_URL": "ftp://x"}).env("VALIDIBOT_DAGSTER_URL")
+    with pytest.raises(SettingsError, match="VALIDIBOT_DAGSTER_URL='ftp://x' is invalid"):
+        value.rstrip("/")
+    with pytest.raises(SettingsError, match="expected an http:// or https:// URL"):
+        int(value)
+    assert str(copy.deepcopy(value)) == "<invalid VALIDIBOT_DAGSTER_URL>"
