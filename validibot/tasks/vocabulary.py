@@ -16,6 +16,9 @@ TRIGGER_TAG = "validibot/trigger"
 OVERRIDE_TAG = "validibot/override"
 """Set on schedules whose cron or enabled state comes from the incident overrides file."""
 
+IDEMPOTENCY_TAG = "validibot/idempotency-key"
+"""Set on a run launched over HTTP with an Idempotency-Key, so a retry can find that run."""
+
 CELERY_QUEUE_TAG = "dagster-celery/queue"
 """dagster-celery routes each step (or, with the run launcher, each run) to this queue."""
 

@@ -51,6 +51,7 @@ def test_doctor_names_the_missing_docker_queue_worker_then_passes(doctor_stack):
     code, rows = _doctor(doctor_stack)
     assert code == 0, rows
     assert {name: row["status"] for name, row in rows.items()} == {
+        "settings": "ok",
         "database": "ok",
         "redis": "ok",
         "workers": "ok",
