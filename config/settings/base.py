@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "validibot.submissions",
     "validibot.validations",
     "validibot.retention",
+    "validibot.audit",
     "validibot.operations",
     "validibot.demo",
     "django.contrib.contenttypes",
@@ -88,7 +89,9 @@ VALIDIBOT_PURGE_RETRY_BATCH_SIZE = env.int("VALIDIBOT_PURGE_RETRY_BATCH_SIZE", d
 VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS = env.int("VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS", default=5)
 VALIDIBOT_PURGE_RETRY_BASE_SECONDS = env.int("VALIDIBOT_PURGE_RETRY_BASE_SECONDS", default=300)
 VALIDIBOT_PURGE_RETRY_MAX_SECONDS = env.int("VALIDIBOT_PURGE_RETRY_MAX_SECONDS", default=3600)
-VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES = env.int("VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES", default=30)
+# How long a validator may take (upstream's name and default, 60 min). cleanup_stuck_runs uses
+# it when given no --timeout-minutes; its schedule passes 30 minutes, as upstream's does.
+VALIDATOR_TIMEOUT_SECONDS = env.int("VALIDATOR_TIMEOUT_SECONDS", default=3600)
 VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS = env.int("VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS = env.int(
     "VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS", default=30
@@ -96,6 +99,23 @@ VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS = env.int(
 VALIDIBOT_CLEANUP_BATCH_SIZE = env.int("VALIDIBOT_CLEANUP_BATCH_SIZE", default=1000)
 VALIDIBOT_CONTAINER_GRACE_SECONDS = env.int("VALIDIBOT_CONTAINER_GRACE_SECONDS", default=300)
 VALIDIBOT_DOCKER_URL = env("VALIDIBOT_DOCKER_URL", default="")
+# verify_validator_deployments: "name=url,name2=url2"; each URL must answer a GET with < 400.
+VALIDIBOT_VALIDATOR_DEPLOYMENTS = env.dict("VALIDIBOT_VALIDATOR_DEPLOYMENTS", default={})
+VALIDIBOT_VALIDATOR_CHECK_TIMEOUT_SECONDS = env.float(
+    "VALIDIBOT_VALIDATOR_CHECK_TIMEOUT_SECONDS", default=10.0
+)
+
+# --- Audit-log retention (enforce_audit_retention) ---
+# Entries older than this many days are archived, verified, then deleted.
+AUDIT_HOT_RETENTION_DAYS = env.int("AUDIT_HOT_RETENTION_DAYS", default=90)
+# "null" (default: delete without keeping a copy, as upstream), "filesystem" (JSON Lines files
+# under AUDIT_ARCHIVE_PATH, fsynced and read back before any row is deleted), or the dotted
+# path of a backend class.
+AUDIT_ARCHIVE_BACKEND = env("AUDIT_ARCHIVE_BACKEND", default="null")
+AUDIT_ARCHIVE_PATH = env("AUDIT_ARCHIVE_PATH", default="")
+# The incident switch: false freezes retention (the command logs "frozen" and exits 0).
+AUDIT_RETENTION_ENABLED = env.bool("AUDIT_RETENTION_ENABLED", default=True)
+AUDIT_RETENTION_CHUNK_SIZE = env.int("AUDIT_RETENTION_CHUNK_SIZE", default=500)
 
 LOGGING = {
     "version": 1,
