@@ -20,11 +20,13 @@ transaction each, and a dry run only counts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet, Subquery
 
+from validibot.core.maintenance import MaintenanceCommand
 from validibot.retention.models import PurgeRetry
 from validibot.submissions.models import RetentionPolicy, Submission
 from validibot.validations.models import NON_TERMINAL, TERMINAL, ValidationOutput, ValidationRun
@@ -38,7 +40,7 @@ CHUNK = 500
 DNS = RetentionPolicy.DO_NOT_STORE
 
 
-def report(command, what: str, count: int) -> None:
+def report(command: MaintenanceCommand, what: str, count: int) -> None:
     """One progress line for a repair pass (nothing when there was nothing to repair)."""
     if count:
         verb = "would repair" if command.dry_run else "repaired"
@@ -109,7 +111,9 @@ def repair_submission_deadlines(dry_run: bool = False) -> int:
     )
 
 
-def _in_chunks(rows: QuerySet, model: type, deadline) -> int:
+def _in_chunks(
+    rows: QuerySet, model: type[Model], deadline: Callable[[datetime, str], datetime]
+) -> int:
     """Write ``expires_at = deadline(end, policy)`` chunk by chunk until no row qualifies."""
     total = 0
     while True:

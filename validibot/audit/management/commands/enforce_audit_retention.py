@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -86,7 +86,7 @@ class Command(MaintenanceCommand):
             self.counts["actors_swept"] += swept
         self.progress(f"swept {self.counts['actors_swept']} orphaned actor(s)")
 
-    def _dry_run(self, cutoff, limit: int | None) -> None:
+    def _dry_run(self, cutoff: datetime, limit: int | None) -> None:
         limits = [n for n in (limit, self.dry_run_limit()) if n]
         due = count_limited(expired_entries(cutoff), min(limits) if limits else None)
         self.counts["archived"] = self.counts["deleted"] = due
@@ -98,7 +98,7 @@ class Command(MaintenanceCommand):
             "are already orphaned"
         )
 
-    def _archive_and_delete(self, cutoff, limit: int | None) -> None:
+    def _archive_and_delete(self, cutoff: datetime, limit: int | None) -> None:
         for number in self.batches():
             size = (
                 self.batch_size
