@@ -19,7 +19,7 @@ from validibot.tasks.registry import BACKEND_DAGSTER, BUILTIN_TASKS
 # What the code location runs and schedules (a GCP-only task is triggered over HTTP instead).
 DAGSTER_TASKS = tuple(t for t in BUILTIN_TASKS if BACKEND_DAGSTER in t.backends)
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.subprocess, pytest.mark.timeout(300)]
 
 
 def _bare_env(tmp_path: Path) -> dict[str, str]:

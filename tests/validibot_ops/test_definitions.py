@@ -97,6 +97,7 @@ def test_a_gcp_only_task_gets_no_dagster_job():
     assert "gcp_only_example" not in names
 
 
+@pytest.mark.subprocess
 def test_loading_definitions_sets_up_no_django_and_opens_no_database():
     """Webserver and `definitions validate` load the module: no ORM, no connection."""
     code = (
@@ -119,6 +120,7 @@ def test_loading_definitions_sets_up_no_django_and_opens_no_database():
     assert int(result.stdout.strip()) >= len(BUILTIN_TASKS)
 
 
+@pytest.mark.subprocess
 def test_dagster_definitions_validate_passes(tmp_path):
     # DAGSTER_HOME is set because, without it, dagster reads ./dagster.yaml: the production
     # file, whose Postgres settings come from env vars this test does not set.

@@ -28,13 +28,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-TASK_TAG = "validibot/task"
-TRIGGER_TAG = "validibot/trigger"
-OVERRIDE_TAG = "validibot/override"
-"""Copies of ``validibot_ops.tags`` (this module must not import the Dagster side)."""
+from validibot.tasks.vocabulary import FINISHED_STATUSES, OVERRIDE_TAG, TASK_TAG, TRIGGER_TAG
 
 DEFAULT_URL = "http://127.0.0.1:3000"
-FINISHED_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 
 
 class DagsterClientError(Exception):

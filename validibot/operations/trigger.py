@@ -44,6 +44,7 @@ from validibot.operations.dagster_client import (
     RunNotFound,
 )
 from validibot.tasks.registry import MaintenanceTask, get_task
+from validibot.tasks.vocabulary import TASK_TAG, TRIGGER_TAG
 
 logger = logging.getLogger(__name__)
 
@@ -265,14 +266,14 @@ def _run_status(request: HttpRequest, task_id: str, run_id: str) -> JsonResponse
     except DagsterUnavailable as exc:
         logger.error("scheduled run status %s: %s", run_id, exc)
         raise Rejected(503, "scheduler unavailable: the Dagster webserver did not answer") from exc
-    if run.tags.get("validibot/task") != task_id:
+    if run.tags.get(TASK_TAG) != task_id:
         raise Rejected(404, f"no run {run_id!r} for task {task_id!r}")
     return JsonResponse(
         {
             "run_id": run.run_id,
             "task": task_id,
             "status": run.status,
-            "trigger": run.tags.get("validibot/trigger"),
+            "trigger": run.tags.get(TRIGGER_TAG),
             "duration_s": run.duration_s,
             "summary": summary,
             "ui_url": client.run_url(run_id, settings.VALIDIBOT_DAGSTER_UI_URL),

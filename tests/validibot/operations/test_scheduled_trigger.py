@@ -32,6 +32,7 @@ def test_no_token_configured_means_disabled_never_open(client, settings):
     assert post(client).status_code == 503
 
 
+@pytest.mark.subprocess
 def test_production_settings_have_no_token_default():
     """Production with the token unset loads (the trigger is then disabled): no fallback."""
     import os

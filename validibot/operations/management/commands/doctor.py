@@ -14,6 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from kombu.utils.url import maybe_sanitize_url
 
 from validibot.core.broker import broker_url
 from validibot.operations.dagster_client import DagsterClient, DagsterClientError
@@ -43,16 +44,6 @@ class Result:
     check: str
     status: str
     detail: str
-
-
-def redact(url: str) -> str:
-    """``redis://:secret@host:6379/0`` -> ``redis://:***@host:6379/0``: never print secrets."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 class Command(BaseCommand):
@@ -131,8 +122,8 @@ class Command(BaseCommand):
         try:
             redis.Redis.from_url(url, socket_timeout=self.timeout).ping()
         except redis.RedisError as exc:
-            return Result("redis", FAIL, f"{redact(url)}: {exc}")
-        return Result("redis", OK, f"{redact(url)}: PONG")
+            return Result("redis", FAIL, f"{maybe_sanitize_url(url)}: {exc}")
+        return Result("redis", OK, f"{maybe_sanitize_url(url)}: PONG")
 
     def check_workers(self) -> Result:
         url = broker_url()
