@@ -22,7 +22,7 @@ import pytest
 
 from tests.support.services import PG_HOST, PG_PORT, PG_USER, wait_until
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.subprocess]
 
 ROOT = Path(__file__).resolve().parents[3]
 OLD, RECENT = 12_000, 50
