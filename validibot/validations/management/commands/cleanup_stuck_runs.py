@@ -1,14 +1,14 @@
 """Mark validation runs stuck in RUNNING past the timeout as TIMED_OUT, with a reason."""
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandParser
-from django.db import transaction
 from django.db.models import Q
 
-from validibot.core.maintenance import MaintenanceCommand, claim, count_limited, positive_int
+from validibot.core.maintenance import MaintenanceCommand, claim_pks, count_limited, positive_int
 from validibot.validations.models import RunStatus, ValidationRun
 
 REASON = (
@@ -23,7 +23,9 @@ class Command(MaintenanceCommand):
         "timeout as TIMED_OUT, with a plain-language error."
     )
     task_name = "cleanup_stuck_runs"
-    batch_size_setting = "VALIDIBOT_PURGE_BATCH_SIZE"
+
+    def default_batch_size(self) -> int:
+        return settings.VALIDIBOT_PURGE_BATCH_SIZE
 
     def add_task_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -45,15 +47,19 @@ class Command(MaintenanceCommand):
             self.counts["timed_out"] = count_limited(stuck, self.dry_run_limit())
             self.progress(f"dry run: would time out {self.counts['timed_out']} run(s)")
             return
-        for number in self.batches():
-            with transaction.atomic():
-                pks = [run.pk for run in claim(stuck.only("pk"), self.batch_size)]
-                if not pks:
-                    break
-                ValidationRun.objects.filter(pk__in=pks, status=RunStatus.RUNNING).update(
-                    status=RunStatus.TIMED_OUT,
-                    finished_at=self.now,
-                    error=REASON.format(minutes=minutes),
-                )
-            self.counts["timed_out"] += len(pks)
-            self.progress(f"batch {number}: timed out {len(pks)} run(s)")
+        self.run_in_batches(
+            lambda size: claim_pks(stuck, size),
+            lambda pks: time_out(pks, self.now, REASON.format(minutes=minutes)),
+            self._report_batch,
+        )
+
+    def _report_batch(self, number: int, pks: Sequence[int], _: int) -> None:
+        self.counts["timed_out"] += len(pks)
+        self.progress(f"batch {number}: timed out {len(pks)} run(s)")
+
+
+def time_out(pks: Sequence[int], now: datetime, reason: str) -> int:
+    """Mark the runs ``pks`` that are still RUNNING as TIMED_OUT with ``reason``."""
+    return ValidationRun.objects.filter(pk__in=pks, status=RunStatus.RUNNING).update(
+        status=RunStatus.TIMED_OUT, finished_at=now, error=reason
+    )
