@@ -95,6 +95,8 @@ VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS = env.int(
 )
 VALIDIBOT_CLEANUP_BATCH_SIZE = env.int("VALIDIBOT_CLEANUP_BATCH_SIZE", default=1000)
 VALIDIBOT_CONTAINER_GRACE_SECONDS = env.int("VALIDIBOT_CONTAINER_GRACE_SECONDS", default=300)
+# SQLite only: where the per-task lock files go (default: beside the database file).
+VALIDIBOT_LOCK_DIR = env("VALIDIBOT_LOCK_DIR", default="")
 VALIDIBOT_DOCKER_URL = env("VALIDIBOT_DOCKER_URL", default="")
 
 LOGGING = {

@@ -74,7 +74,7 @@ def lock_path(task_id: str, using: str = DEFAULT_DB_ALIAS) -> Path:
     """The lock file of ``task_id`` for the SQLite database ``using``."""
     wrapper = connections[using]
     name = str(wrapper.settings_dict["NAME"])
-    configured = getattr(settings, "VALIDIBOT_LOCK_DIR", "")
+    configured = settings.VALIDIBOT_LOCK_DIR
     if wrapper.is_in_memory_db():
         folder = Path(configured or tempfile.gettempdir())
         stem = f"validibot-memory-{os.getpid()}-{task_id}"
