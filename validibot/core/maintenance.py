@@ -169,18 +169,15 @@ class MaintenanceCommand(BaseCommand):
                 deadline=self._deadline(control, options["stop_after"]),
                 signals=signals,
             )
-            if self.dry_run:
-                self._perform_and_report(options, started)
-                return
-            with task_lock(self.summary_name()) as acquired:
-                if not acquired:
-                    self.emit_summary("busy", started, reason=BUSY_REASON)
-                    return
-                self._perform_and_report(options, started)
+            self._perform_and_report(options, started)
 
     def _perform_and_report(self, options: dict[str, Any], started: float) -> None:
         try:
-            self.perform(options)
+            with self._execution_lock() as acquired:
+                if not acquired:
+                    self.emit_summary("busy", started, reason=BUSY_REASON)
+                    return
+                self.perform(options)
         except StopRequested as stop:
             self.emit_summary("stopped", started, reason=stop.reason)
             raise CommandError(f"{self.summary_name()} stopped: {stop.reason}") from None
@@ -188,6 +185,12 @@ class MaintenanceCommand(BaseCommand):
             self.emit_summary("failed", started, error=f"{type(exc).__name__}: {exc}")
             raise CommandError(f"{self.summary_name()} failed: {exc}") from exc
         self.emit_summary("completed", started)
+
+    def _execution_lock(self) -> contextlib.AbstractContextManager[bool]:
+        """The task's lock for a real run; a dry run changes nothing and takes none."""
+        if self.dry_run:
+            return contextlib.nullcontext(True)
+        return task_lock(self.summary_name())
 
     @staticmethod
     def _deadline(control: StopControl | None, stop_after: int | None) -> float | None:
