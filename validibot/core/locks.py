@@ -48,6 +48,19 @@ def task_lock(task_id: str, using: str = DEFAULT_DB_ALIAS) -> Iterator[bool]:
             yield acquired
 
 
+# The session sits idle while the command works on its other connection: it must not be ended
+# for idleness (a deployment's idle_session_timeout), and a holder whose host vanished without
+# closing its socket must be noticed in about a minute, not after the kernel's default two
+# hours of TCP silence, or every later execution would be busy until then.
+LOCK_SQL = (
+    "SELECT set_config('idle_session_timeout', '0', false),"
+    " set_config('tcp_keepalives_idle', '30', false),"
+    " set_config('tcp_keepalives_interval', '10', false),"
+    " set_config('tcp_keepalives_count', '3', false),"
+    " pg_try_advisory_lock(%s)"
+)
+
+
 @contextlib.contextmanager
 def _advisory_lock(wrapper: Any, key: int) -> Iterator[bool]:
     # A raw DB-API connection built from Django's settings for this alias, outside Django's
@@ -58,8 +71,8 @@ def _advisory_lock(wrapper: Any, key: int) -> Iterator[bool]:
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            acquired = bool(cursor.fetchone()[0])
+            cursor.execute(LOCK_SQL, [key])
+            acquired = bool(cursor.fetchone()[-1])
         try:
             yield acquired
         finally:
