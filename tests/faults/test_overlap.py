@@ -131,15 +131,21 @@ def _finish(proc: subprocess.Popen, seen: str = "") -> tuple[int, dict, str]:
 SLOW = ("--batch-size", "5", "--max-batches", "0")
 
 
-def test_a_second_execution_of_one_purge_is_busy_and_changes_nothing(stack):
-    """The task's lock (a Postgres advisory lock): whoever starts it, one execution at a time."""
-    rows = 200
+def _slow_purge_running(stack, rows: int, pause: str) -> tuple[Path, Clock, subprocess.Popen, str]:
+    """Seed ``rows`` due rows (and 50 fresh), start the logged slow purge, wait for its first
+    batch; return the purge log, the clock, the process and what it printed so far."""
     seed_submissions(stack, rows, 50)
     log = Path(stack.env[PURGE_LOG_ENV])
     log.write_text("")
     clock = Clock()
-    first = _start(stack, "slow_purge_submissions", *SLOW, "--pause", "0.05")
-    seen = _first_batch(first, clock)
+    slow = _start(stack, "slow_purge_submissions", *SLOW, "--pause", pause)
+    return log, clock, slow, _first_batch(slow, clock)
+
+
+def test_a_second_execution_of_one_purge_is_busy_and_changes_nothing(stack):
+    """The task's lock (a Postgres advisory lock): whoever starts it, one execution at a time."""
+    rows = 200
+    log, clock, first, seen = _slow_purge_running(stack, rows, "0.05")
     second = _start(stack, "slow_purge_submissions", *SLOW, "--pause", "0.05")
     second_code, second_summary, second_err = _finish(second)
     first_code, first_summary, first_err = _finish(first, seen)
@@ -167,12 +173,7 @@ def test_two_purges_of_the_same_rows_in_parallel_split_them_without_errors(stack
     """Two tasks over the same rows (the production purge and the test's slow one) may run at
     once: FOR UPDATE SKIP LOCKED makes each claim rows the other has not; the counts add up."""
     rows = 3000
-    seed_submissions(stack, rows, 50)
-    log = Path(stack.env[PURGE_LOG_ENV])
-    log.write_text("")
-    clock = Clock()
-    slow = _start(stack, "slow_purge_submissions", *SLOW, "--pause", "0.02")
-    seen = _first_batch(slow, clock)
+    log, clock, slow, seen = _slow_purge_running(stack, rows, "0.02")
     fast = _start(stack, "purge_expired_submissions", "--batch-size", "20", "--max-batches", "0")
     results = [_finish(fast), _finish(slow, seen)]
     state = submission_state(stack)

@@ -100,35 +100,29 @@ def test_a_failing_batch_rolls_back_and_reports_nothing():
     assert IdempotencyKey.objects.filter(pk=key.pk).exists() and reported == []
 
 
-@pytest.mark.django_db
-def test_a_command_stopped_after_batch_one_changed_exactly_one_batch():
-    for _ in range(5):
-        IdempotencyKeyFactory(expires_at=NOW - timedelta(hours=1))
-
-    summary = run_task_command(
-        "cleanup_idempotency_keys", ["--batch-size", "2"], should_stop=FlipAfter(1)
-    )
-
-    assert summary["status"] == "stopped"
-    assert summary["reason"] == "run canceled"
-    assert summary["counts"] == {"deleted": 2}
-    assert IdempotencyKey.objects.count() == 3
+STOPPABLE = [
+    ("cleanup_idempotency_keys", IdempotencyKeyFactory, "deleted"),
+    ("purge_expired_submissions", SubmissionFactory, "purged"),
+]
 
 
 @pytest.mark.django_db
-def test_a_purge_stopped_after_batch_one_purged_exactly_one_batch():
+@pytest.mark.parametrize(("task", "factory", "count"), STOPPABLE, ids=[c[0] for c in STOPPABLE])
+def test_a_command_stopped_after_batch_one_changed_exactly_one_batch(task, factory, count):
     for _ in range(5):
-        SubmissionFactory(expires_at=NOW - timedelta(hours=1))
+        factory(expires_at=NOW - timedelta(hours=1))
 
-    summary = run_task_command(
-        "purge_expired_submissions", ["--batch-size", "2"], should_stop=FlipAfter(1)
-    )
+    summary = run_task_command(task, ["--batch-size", "2"], should_stop=FlipAfter(1))
 
-    assert summary["status"] == "stopped"
-    assert summary["counts"]["purged"] == 2 and summary["counts"]["batches"] == 1
-    assert Submission.objects.filter(content_purged_at__isnull=False).count() == 2
-    half_done = Submission.objects.filter(content_purged_at__isnull=True, content="")
-    assert not half_done.exists()
+    assert summary["status"] == "stopped" and summary["reason"] == "run canceled"
+    assert summary["counts"][count] == 2
+    if task == "cleanup_idempotency_keys":
+        assert IdempotencyKey.objects.count() == 3
+    else:
+        assert summary["counts"]["batches"] == 1
+        assert Submission.objects.filter(content_purged_at__isnull=False).count() == 2
+        half_done = Submission.objects.filter(content_purged_at__isnull=True, content="")
+        assert not half_done.exists()
 
 
 @pytest.mark.django_db
