@@ -395,7 +395,60 @@ def naive_orm_worker(kind: str, batch_size: int) -> dict[str, Any]:
     return {"purged": purged, "batches": 1, "started": started}
 
 
+CLAIM_ROUNDS = 5
+CLAIMS_PER_ROUND = 400
+
+
+def claim_cost_worker(kind: str, batch_size: int, per_round: int) -> dict[str, Any]:
+    """CPU per claim of this process: the compiled-once statement against the ORM queryset.
+
+    Both claim the same ``batch_size`` rows after the same keyset position, in one transaction
+    that is rolled back, interleaved in rounds so the machine's load hits both alike. Only
+    this process's CPU (``time.process_time``) is counted, not the server's.
+    """
+    import django
+
+    django.setup()
+    from django.db import connection, transaction
+
+    from validibot.retention.services import OUTPUTS, SUBMISSIONS, PurgeRun, _after
+
+    run = PurgeRun(SUBMISSIONS if kind == "submissions" else OUTPUTS, _now())
+    rows = run._rows
+    once_s = orm_s = 0.0
+    with transaction.atomic():
+        first = run.claim(batch_size)  # compiles the statement once, sets run.after
+        after = run.after
+        for _ in range(CLAIM_ROUNDS):
+            started = time.process_time()
+            for _ in range(per_round):
+                run.after = after
+                run.claim(batch_size)
+            once_s += time.process_time() - started
+            started = time.process_time()
+            for _ in range(per_round):
+                list(_after(rows, *after)[:batch_size])
+            orm_s += time.process_time() - started
+        transaction.set_rollback(True)
+    claims = CLAIM_ROUNDS * per_round
+    return {
+        "rows_per_claim": len(first),
+        "compiled_once_us": round(once_s / claims * 1e6, 1),
+        "orm_us": round(orm_s / claims * 1e6, 1),
+        "vendor": connection.vendor,
+    }
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()
+
+
 def worker_main(args: argparse.Namespace) -> None:
+    if args.worker == "claim_cost":
+        print(json.dumps(claim_cost_worker(args.kind, args.batch_size, args.claims_per_round)))
+        return
     work = raw_sql_worker if args.worker == "raw_sql" else naive_orm_worker
     result = work(args.kind, args.batch_size)
     duration = round(time.monotonic() - result.pop("started"), 3)
@@ -449,6 +502,46 @@ def ratio_lines(results: list[Result]) -> list[str]:
     return lines
 
 
+def claim_cost(args: argparse.Namespace, n: int) -> int:
+    """Seed ``n`` rows (no files needed: nothing is purged), then measure one claim's CPU."""
+    media = Path(tempfile.mkdtemp(prefix="validibot-bench-media-", dir=args.media_parent))
+    try:
+        with connect(args.database_url) as conn:
+            conn.execute(
+                SEED_SQL.format(
+                    n=n,
+                    runs=max(n // 100, 2),
+                    per_dir=FILES_PER_DIR,
+                    busy_every=BUSY_EVERY,
+                    expires=EXPIRES_SQL.format(n=n),
+                )
+            )
+            conn.execute("VACUUM ANALYZE")
+        print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        for kind in TABLES:
+            argv = [sys.executable, str(Path(__file__).resolve()), "--worker", "claim_cost"]
+            argv += ["--kind", kind, "--batch-size", str(args.batch_size)]
+            argv += [
+                "--claims-per-round",
+                str(CLAIMS_PER_ROUND // 10 if args.quick else CLAIMS_PER_ROUND),
+            ]
+            _, _, stdout, _ = run_child(
+                argv, child_env(args.database_url, str(media)), args.database_url
+            )
+            cost = last_json(stdout)
+            saved = cost["orm_us"] - cost["compiled_once_us"]
+            per_million = saved * 1e-6 * 1_000_000 / args.batch_size
+            print(
+                f"claim of {cost['rows_per_claim']} {kind}: compiled once "
+                f"{cost['compiled_once_us']} us CPU, ORM per batch {cost['orm_us']} us; saves "
+                f"{per_million:.1f} CPU-s per 1M rows at batch size {args.batch_size}"
+            )
+        print(f"load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    finally:
+        shutil.rmtree(media, ignore_errors=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only N = 10,000")
@@ -488,7 +581,18 @@ def main() -> int:
         help="run our commands from this checkout (e.g. an older commit, to compare)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--worker", choices=("raw_sql", "naive_orm"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--claim-cost",
+        action="store_true",
+        help="only measure the CPU of one claim, compiled once vs built by the ORM per batch "
+        "(on the first size's seed)",
+    )
+    parser.add_argument(
+        "--claims-per-round", type=int, default=CLAIMS_PER_ROUND, help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--worker", choices=("raw_sql", "naive_orm", "claim_cost"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--kind", choices=tuple(TABLES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -497,6 +601,8 @@ def main() -> int:
     sizes = [SIZES[0]] if args.quick else (args.sizes or list(SIZES))
     methods = [m for m in args.methods.split(",") if m]
     ensure_database(args.database_url)
+    if args.claim_cost:
+        return claim_cost(args, sizes[0])
     media = Path(tempfile.mkdtemp(prefix="validibot-bench-media-", dir=args.media_parent))
     all_runs: list[Result] = []
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

@@ -51,8 +51,16 @@ class DjangoResource(dg.ConfigurableResource):
         extra_args: Sequence[str] = (),
         on_stdout: Callable[[str], None] | None = None,
         on_stderr: Callable[[str], None] | None = None,
+        *,
+        should_stop: Callable[[], str | None] | None = None,
+        deadline: float | None = None,
     ) -> dict[str, Any]:
-        """Run the task's command and return its JSON summary (see ``run_task_command``)."""
+        """Run the task's command and return its JSON summary (see ``run_task_command``).
+
+        ``should_stop`` (``None`` to carry on, else the reason) is asked between batches and
+        ``deadline`` (a ``time.time()`` epoch) is checked there too; either ends the command
+        at the next batch boundary with ``status: "stopped"``.
+        """
         self.ensure_django()
         from django.db import close_old_connections, connections
 
@@ -60,6 +68,13 @@ class DjangoResource(dg.ConfigurableResource):
 
         close_old_connections()
         try:
-            return run_task_command(task, extra_args, on_stdout=on_stdout, on_stderr=on_stderr)
+            return run_task_command(
+                task,
+                extra_args,
+                on_stdout=on_stdout,
+                on_stderr=on_stderr,
+                should_stop=should_stop,
+                deadline=deadline,
+            )
         finally:
             connections.close_all()

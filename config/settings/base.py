@@ -107,6 +107,8 @@ VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS = _checked.env(
 )
 VALIDIBOT_CLEANUP_BATCH_SIZE = _checked.env("VALIDIBOT_CLEANUP_BATCH_SIZE")
 VALIDIBOT_CONTAINER_GRACE_SECONDS = _checked.env("VALIDIBOT_CONTAINER_GRACE_SECONDS")
+# SQLite only: where the per-task lock files go (default: beside the database file).
+VALIDIBOT_LOCK_DIR = _checked.env("VALIDIBOT_LOCK_DIR")
 VALIDIBOT_DOCKER_URL = _checked.env("VALIDIBOT_DOCKER_URL")
 # verify_validator_deployments: "name=url,name2=url2"; each URL must answer a GET with < 400.
 VALIDIBOT_VALIDATOR_DEPLOYMENTS = _checked.env("VALIDIBOT_VALIDATOR_DEPLOYMENTS")

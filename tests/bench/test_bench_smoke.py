@@ -67,3 +67,14 @@ def test_registry_scale_bench_quick(tmp_path):
     loaded = {(row["case"], row["what"]): row for row in results}
     assert loaded[("+100", "registry")]["tasks"] == 100 + builtin
     assert loaded[("+100", "definitions")]["schedules"] == 100 + scheduled
+
+
+@pytest.mark.postgres
+def test_purge_bench_claim_cost(postgres_service):
+    argv = [sys.executable, str(BENCH / "purge.py"), "--claim-cost", "--quick"]
+    argv += ["--database-url", postgres_url(SMOKE_DATABASE)]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    claims = [line for line in proc.stdout.splitlines() if line.startswith("claim of 100 ")]
+    assert len(claims) == 2 and all("per 1M rows at batch size 100" in c for c in claims)

@@ -102,64 +102,96 @@ def test_graphql_and_cli_launches_at_once_never_run_together(stack):
     worker.stop()
 
 
-def _purge_concurrently(stack, command: str, *args: str) -> list[subprocess.CompletedProcess]:
-    argv = [sys.executable, "manage.py", command, *args]
-    procs = [
-        subprocess.Popen(
-            argv,
-            cwd=REPO_ROOT,
-            env=stack.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=240) for p in procs]
-    return [
-        subprocess.CompletedProcess(argv, p.returncode, out, err)
-        for p, (out, err) in zip(procs, outputs, strict=True)
-    ]
+def _start(stack, command: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", command, *args],
+        cwd=REPO_ROOT,
+        env={**stack.env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-@pytest.mark.parametrize(
-    ("command", "rows", "args"),
-    [
-        ("purge_expired_submissions", 3000, ("--batch-size", "20", "--max-batches", "0")),
-        (
-            "slow_purge_submissions",
-            200,
-            ("--batch-size", "5", "--max-batches", "0", "--pause", "0.01"),
-        ),  # noqa: E501
-    ],
-    ids=["production", "logged"],
-)
-def test_two_raw_purges_in_parallel_split_the_rows_without_errors(stack, command, rows, args):
-    """FOR UPDATE SKIP LOCKED: each claims rows the other has not; the counts add up."""
+def _first_batch(proc: subprocess.Popen, clock: Clock) -> str:
+    """Read ``proc``'s stdout up to its first batch line (its lock is held by then)."""
+    seen = ""
+    while "batch 1:" not in seen:
+        line = proc.stdout.readline()
+        assert line and clock() < 60, f"no first batch: {seen[-2000:]}"
+        seen += line
+    return seen
+
+
+def _finish(proc: subprocess.Popen, seen: str = "") -> tuple[int, dict, str]:
+    out, err = proc.communicate(timeout=240)
+    return proc.returncode, parse_summary(seen + out), err
+
+
+SLOW = ("--batch-size", "5", "--max-batches", "0")
+
+
+def _slow_purge_running(stack, rows: int, pause: str) -> tuple[Path, Clock, subprocess.Popen, str]:
+    """Seed ``rows`` due rows (and 50 fresh), start the logged slow purge, wait for its first
+    batch; return the purge log, the clock, the process and what it printed so far."""
     seed_submissions(stack, rows, 50)
     log = Path(stack.env[PURGE_LOG_ENV])
     log.write_text("")
     clock = Clock()
-    results = _purge_concurrently(stack, command, *args)
-    summaries = [parse_summary(r.stdout) for r in results]
+    slow = _start(stack, "slow_purge_submissions", *SLOW, "--pause", pause)
+    return log, clock, slow, _first_batch(slow, clock)
+
+
+def test_a_second_execution_of_one_purge_is_busy_and_changes_nothing(stack):
+    """The task's lock (a Postgres advisory lock): whoever starts it, one execution at a time."""
+    rows = 200
+    log, clock, first, seen = _slow_purge_running(stack, rows, "0.05")
+    second = _start(stack, "slow_purge_submissions", *SLOW, "--pause", "0.05")
+    second_code, second_summary, second_err = _finish(second)
+    first_code, first_summary, first_err = _finish(first, seen)
     state = submission_state(stack)
-    purged = [s["counts"]["purged"] if s else None for s in summaries]
     commits = purge_log(log)
-    doubles = sum(n - 1 for n in commits.values() if n > 1)
-    if command == "slow_purge_submissions":
-        doubles += abs(sum(commits.values()) - rows)
-    else:  # a row purged twice would make the two counts add up to more than there were
-        doubles += max(0, sum(p or 0 for p in purged) - rows)
+    doubles = sum(n - 1 for n in commits.values() if n > 1) + abs(sum(commits.values()) - rows)
     figures.fault(
-        f"Two `{command}` processes at once on Postgres ({rows} due rows)",
-        survived=all(r.returncode == 0 for r in results) and state["purged"] == rows,
+        "A second `slow_purge_submissions` started while the first runs (Postgres)",
+        survived=second_summary["status"] == "busy" and state["purged"] == rows,
+        outcome=f"second: exit {second_code}, {second_summary['status']}, purged "
+        f"{second_summary['counts']['purged']}; first purged {first_summary['counts']['purged']}",
+        guards=["per-task lock"],
+        rows_lost=50 - state["fresh_intact"],
+        rows_double=doubles,
+        seconds=clock(),
+    )
+    assert second_code == 0, second_err[-2000:]
+    assert second_summary["status"] == "busy" and second_summary["counts"]["purged"] == 0
+    assert first_code == 0, first_err[-2000:]
+    assert first_summary["status"] == "completed" and first_summary["counts"]["purged"] == rows
+    assert state["purged"] == rows and state["fresh_intact"] == 50 and doubles == 0
+
+
+def test_two_purges_of_the_same_rows_in_parallel_split_them_without_errors(stack):
+    """Two tasks over the same rows (the production purge and the test's slow one) may run at
+    once: FOR UPDATE SKIP LOCKED makes each claim rows the other has not; the counts add up."""
+    rows = 3000
+    log, clock, slow, seen = _slow_purge_running(stack, rows, "0.02")
+    fast = _start(stack, "purge_expired_submissions", "--batch-size", "20", "--max-batches", "0")
+    results = [_finish(fast), _finish(slow, seen)]
+    state = submission_state(stack)
+    purged = [summary["counts"]["purged"] if summary else None for _, summary, _ in results]
+    commits = purge_log(log)  # the slow purge's committed deletions
+    doubles = sum(n - 1 for n in commits.values() if n > 1)
+    doubles += abs(len(commits) - (purged[1] or 0))
+    doubles += max(0, sum(p or 0 for p in purged) - rows)
+    figures.fault(
+        f"`purge_expired_submissions` and a slow purge of the same {rows} rows at once (Postgres)",
+        survived=all(code == 0 for code, _, _ in results) and state["purged"] == rows,
         outcome=f"both exit 0, purged {purged} = {sum(p or 0 for p in purged)}",
         guards=["batch transactions", "FOR UPDATE SKIP LOCKED"],
         rows_lost=50 - state["fresh_intact"],
         rows_double=doubles,
         seconds=clock(),
     )
-    assert [r.returncode for r in results] == [0, 0], [r.stderr[-2000:] for r in results]
+    assert [code for code, _, _ in results] == [0, 0], [err[-2000:] for _, _, err in results]
     assert sum(purged) == rows == state["purged"], (purged, state)
     assert state["fresh_intact"] == 50 and state["half_marked"] == state["half_cleared"] == 0
     assert doubles == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -45,24 +45,32 @@ def record(entry: AuditLogEntry) -> dict[str, Any]:
     }
 
 
-def archive_and_delete_chunk(cutoff: datetime, size: int, backend: ArchiveBackend) -> int:
-    """Claim up to ``size`` expired entries, archive them, delete them; return how many.
+def claim_expired(cutoff: datetime, size: int) -> list[AuditLogEntry]:
+    """Lock up to ``size`` expired entries (inside the batch's transaction), oldest first."""
+    return list(
+        expired_entries(cutoff)
+        .select_related("actor")
+        .select_for_update(skip_locked=True, of=("self",))
+        .order_by("pk")[:size]
+    )
 
-    The archive call happens while the rows are locked and before the delete, in one
-    transaction: if the backend raises, the transaction rolls back and nothing is deleted.
+
+def archive_and_delete(entries: Sequence[AuditLogEntry], backend: ArchiveBackend) -> int:
+    """Archive the claimed ``entries``, then delete them; return how many.
+
+    Called inside the transaction that claimed them and before the delete: if the backend
+    raises, the transaction rolls back and nothing is deleted.
     """
-    with transaction.atomic():
-        entries = list(
-            expired_entries(cutoff)
-            .select_related("actor")
-            .select_for_update(skip_locked=True, of=("self",))
-            .order_by("pk")[:size]
-        )
-        if not entries:
-            return 0
-        backend.archive([record(entry) for entry in entries])
-        AuditLogEntry.objects.filter(pk__in=[entry.pk for entry in entries]).delete()
+    backend.archive([record(entry) for entry in entries])
+    AuditLogEntry.objects.filter(pk__in=[entry.pk for entry in entries]).delete()
     return len(entries)
+
+
+def archive_and_delete_chunk(cutoff: datetime, size: int, backend: ArchiveBackend) -> int:
+    """One claimed, archived and deleted chunk in its own transaction (tests, shells)."""
+    with transaction.atomic():
+        entries = claim_expired(cutoff, size)
+        return archive_and_delete(entries, backend) if entries else 0
 
 
 def sweep_orphaned_actors(cutoff: datetime, size: int) -> Iterator[int]:

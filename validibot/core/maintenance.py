@@ -2,10 +2,15 @@
 
 Contract of a maintenance command (docs/architecture.md explains why):
 - ``--dry-run`` changes nothing and reports what a real run would do;
-- work happens in bounded batches, each committed in its own transaction, so a kill half-way
-  loses nothing and the next run carries on where it stopped;
+- work happens in bounded batches (:func:`validibot.core.batches.run_in_batches`), each
+  committed in its own transaction, so a kill half-way loses nothing and the next run carries
+  on where it stopped;
+- one execution per task: a real run holds the task's lock (:mod:`validibot.core.locks`); a
+  second one prints ``status: busy``, changes nothing and exits 0;
 - on Postgres, rows are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` so two concurrent
   runs never process the same row;
+- a stop request (the caller's check, the deadline, ``--stop-after``, SIGTERM/SIGINT from a
+  shell) is honoured between batches: ``status: stopped`` with a ``reason``, exit non-zero;
 - the last line of stdout is a one-line JSON summary (``task``, ``status``, ``dry_run``,
   ``counts``, ``duration_s``); a failure prints ``status: failed`` and exits non-zero.
 """
@@ -13,22 +18,34 @@ Contract of a maintenance command (docs/architecture.md explains why):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
+from validibot.core.batches import (
+    StopCheck,
+    StopControl,
+    StopRequested,
+    current_control,
+    run_in_batches,
+    shell_signals,
+    stop_check,
+)
+from validibot.core.locks import task_lock
 from validibot.core.settings_check import task_setting_errors
 from validibot.tasks.registry import get_task
 
 SUMMARY_KEYS = ("task", "status", "dry_run", "counts", "duration_s")
+BUSY_REASON = "another execution of this task holds its lock"
 
 
 def positive_int(value: str) -> int:
@@ -73,16 +90,28 @@ class MaintenanceCommand(BaseCommand):
 
     Subclasses set ``task_name`` (the registry id; default: the module name); the counts are
     read from the registry entry's ``count_descriptions`` (a command with no registry entry
-    sets ``count_names`` itself), may add arguments in
-    ``add_task_arguments`` and validate them in ``check_options`` (raise ``CommandError``
-    before anything is touched), and do the work in ``perform``, adding to ``self.counts``
-    as they go so a failure half-way still reports what was done.
+    sets ``count_names`` itself), may add arguments in ``add_task_arguments`` and validate
+    them in ``check_options`` (raise ``CommandError`` before anything is touched), and do the
+    work in ``perform``, through :meth:`run_in_batches` (or :meth:`delete_in_batches`),
+    adding to ``self.counts`` as batches commit so a failure or a stop half-way still reports
+    what was done. ``default_batch_size`` / ``default_max_batches`` give the defaults of
+    ``--batch-size`` / ``--max-batches``.
+
+    Before touching a row, a real run takes the task's lock (:mod:`validibot.core.locks`);
+    when another execution holds it, the command reports ``status: "busy"``, changes nothing
+    and exits 0. A dry run takes no lock: it changes nothing, so it neither waits for nor
+    blocks a real run.
     """
 
     task_name: str = ""
     count_names: tuple[str, ...] = ()
-    batch_size_setting: str = "VALIDIBOT_CLEANUP_BATCH_SIZE"
-    max_batches_setting: str | None = None
+
+    def default_batch_size(self) -> int:
+        return settings.VALIDIBOT_CLEANUP_BATCH_SIZE
+
+    def default_max_batches(self) -> int:
+        """Batches per run when ``--max-batches`` is not given; 0 means until nothing is left."""
+        return 0
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -94,20 +123,25 @@ class MaintenanceCommand(BaseCommand):
             "--batch-size",
             type=positive_int,
             default=None,
-            help=f"Rows per batch; each batch commits on its own "
-            f"(default: settings.{self.batch_size_setting}).",
+            help="Rows per batch; each batch commits on its own "
+            f"(default: {self.default_batch_size()}).",
         )
         parser.add_argument(
             "--max-batches",
             type=non_negative_int,
             default=None,
             help="Stop after this many batches; 0 means until nothing is left "
-            f"(default: {self._max_batches_help()}).",
+            f"(default: {self.default_max_batches()}).",
+        )
+        parser.add_argument(
+            "--stop-after",
+            type=positive_int,
+            default=None,
+            metavar="SECONDS",
+            help="Stop at the first batch boundary after this many seconds, reporting "
+            'status "stopped" (SIGTERM and Ctrl-C stop the same way).',
         )
         self.add_task_arguments(parser)
-
-    def _max_batches_help(self) -> str:
-        return f"settings.{self.max_batches_setting}" if self.max_batches_setting else "0"
 
     def add_task_arguments(self, parser: CommandParser) -> None:
         """Hook for command-specific arguments."""
@@ -124,13 +158,31 @@ class MaintenanceCommand(BaseCommand):
         self._recheck_typed_options(options)
         self.check_options(options)
         self.dry_run: bool = options["dry_run"]
-        self.batch_size: int = options["batch_size"] or getattr(settings, self.batch_size_setting)
-        self.max_batches: int = self._resolve_max_batches(options["max_batches"])
+        self.batch_size: int = options["batch_size"] or self.default_batch_size()
+        given = options["max_batches"]
+        self.max_batches: int = self.default_max_batches() if given is None else given
         self.now: datetime = timezone.now()
         self.counts: dict[str, int] = dict.fromkeys(self.declared_counts(), 0)
         started = time.monotonic()
+        control = current_control()
+        with shell_signals() if control is None else contextlib.nullcontext() as signals:
+            self.should_stop: StopCheck = stop_check(
+                should_stop=control.should_stop if control else None,
+                deadline=self._deadline(control, options["stop_after"]),
+                signals=signals,
+            )
+            self._perform_and_report(options, started)
+
+    def _perform_and_report(self, options: dict[str, Any], started: float) -> None:
         try:
-            self.perform(options)
+            with self._execution_lock() as acquired:
+                if not acquired:
+                    self.emit_summary("busy", started, reason=BUSY_REASON)
+                    return
+                self.perform(options)
+        except StopRequested as stop:
+            self.emit_summary("stopped", started, reason=stop.reason)
+            raise CommandError(f"{self.summary_name()} stopped: {stop.reason}") from None
         except Exception as exc:
             self.emit_summary("failed", started, error=f"{type(exc).__name__}: {exc}")
             raise CommandError(f"{self.summary_name()} failed: {exc}") from exc
@@ -139,10 +191,23 @@ class MaintenanceCommand(BaseCommand):
     def _refuse_invalid_settings(self) -> None:
         """A setting this task reads is invalid: refuse before touching anything, naming it
         (settings are checked at start-up; see validibot/core/settings_check.py)."""
-        extra = (self.batch_size_setting, self.max_batches_setting)
-        problems = task_setting_errors(self.summary_name(), extra)
+        problems = task_setting_errors(self.summary_name())
         if problems:
             raise CommandError(f"{self.summary_name()}: refused: {'; '.join(problems)}")
+
+    def _execution_lock(self) -> contextlib.AbstractContextManager[bool]:
+        """The task's lock for a real run; a dry run changes nothing and takes none."""
+        if self.dry_run:
+            return contextlib.nullcontext(True)
+        return task_lock(self.summary_name())
+
+    @staticmethod
+    def _deadline(control: StopControl | None, stop_after: int | None) -> float | None:
+        deadlines = [control.deadline if control else None]
+        if stop_after is not None:
+            deadlines.append(time.time() + stop_after)
+        known = [deadline for deadline in deadlines if deadline is not None]
+        return min(known) if known else None
 
     def _recheck_typed_options(self, options: dict[str, Any]) -> None:
         """Validate integer options again: ``call_command(cmd, days=-5)`` skips argparse types."""
@@ -155,11 +220,6 @@ class MaintenanceCommand(BaseCommand):
             except argparse.ArgumentTypeError as exc:
                 option = "/".join(action.option_strings)
                 raise CommandError(f"Error: argument {option}: {exc}") from None
-
-    def _resolve_max_batches(self, given: int | None) -> int:
-        if given is not None:
-            return given
-        return getattr(settings, self.max_batches_setting) if self.max_batches_setting else 0
 
     def declared_counts(self) -> tuple[str, ...]:
         """Count names: the command's own, else those its registry entry declares."""
@@ -186,12 +246,45 @@ class MaintenanceCommand(BaseCommand):
         """One human-readable progress line (never the last line: the summary is)."""
         self.stdout.write(message)
 
-    def batches(self) -> Iterator[int]:
-        """Batch numbers 1, 2, ... up to ``max_batches`` (forever when it is 0)."""
-        number = 0
-        while not self.max_batches or number < self.max_batches:
-            number += 1
-            yield number
+    def run_in_batches[Item, Result](
+        self,
+        claim: Callable[[int], Sequence[Item]],
+        apply: Callable[[Sequence[Item]], Result],
+        report: Callable[[int, Sequence[Item], Result], None] | None = None,
+        *,
+        using: str | None = DEFAULT_DB_ALIAS,
+    ) -> int:
+        """:func:`validibot.core.batches.run_in_batches` with this run's batch size, batch
+        limit and stop check."""
+        return run_in_batches(
+            claim,
+            apply,
+            batch_size=self.batch_size,
+            max_batches=self.max_batches,
+            should_stop=self.should_stop,
+            report=report,
+            using=using,
+        )
+
+    def delete_in_batches(self, queryset: QuerySet, count_name: str) -> None:
+        """Delete every row of ``queryset`` in claimed batches, each in its own transaction."""
+        if self.dry_run:
+            found = count_limited(queryset, self.dry_run_limit())
+            self.counts[count_name] += found
+            self.progress(
+                f"dry run: would delete {found} {queryset.model._meta.verbose_name_plural}"
+            )
+            return
+
+        def report(number: int, pks: Sequence[Any], _: object) -> None:
+            self.counts[count_name] += len(pks)
+            self.progress(f"batch {number}: deleted {len(pks)} (total {self.counts[count_name]})")
+
+        self.run_in_batches(
+            lambda size: claim_pks(queryset, size),
+            lambda pks: queryset.model._default_manager.filter(pk__in=pks).delete(),
+            report,
+        )
 
     def dry_run_limit(self) -> int | None:
         """How many rows a real run would reach at most (``None``: no limit)."""
@@ -209,6 +302,11 @@ def claim(queryset: QuerySet, batch_size: int) -> list[Model]:
     )
 
 
+def claim_pks(queryset: QuerySet, batch_size: int) -> list[Any]:
+    """:func:`claim` returning primary keys only."""
+    return [row.pk for row in claim(queryset.only("pk"), batch_size)]
+
+
 def count_limited(queryset: QuerySet, limit: int | None) -> int:
     """``queryset.count()`` that stops at ``limit`` rows, so a dry run stays cheap on big tables."""
     if limit is None:
@@ -217,19 +315,5 @@ def count_limited(queryset: QuerySet, limit: int | None) -> int:
 
 
 def delete_in_batches(command: MaintenanceCommand, queryset: QuerySet, count_name: str) -> None:
-    """Delete every row of ``queryset`` in claimed batches, each in its own transaction."""
-    if command.dry_run:
-        found = count_limited(queryset, command.dry_run_limit())
-        command.counts[count_name] += found
-        command.progress(
-            f"dry run: would delete {found} {queryset.model._meta.verbose_name_plural}"
-        )
-        return
-    for number in command.batches():
-        with transaction.atomic():
-            pks = [row.pk for row in claim(queryset.only("pk"), command.batch_size)]
-            if not pks:
-                break
-            queryset.model._default_manager.filter(pk__in=pks).delete()
-        command.counts[count_name] += len(pks)
-        command.progress(f"batch {number}: deleted {len(pks)} (total {command.counts[count_name]})")
+    """Deprecated: use ``command.delete_in_batches(queryset, count_name)``."""
+    command.delete_in_batches(queryset, count_name)

@@ -18,6 +18,7 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from validibot.core.batches import StopCheck, stop_control
 from validibot.core.maintenance import parse_summary
 from validibot.tasks.registry import (
     BUILTIN_TASKS,
@@ -65,19 +66,28 @@ def run_task_command(
     extra_args: Sequence[str] = (),
     on_stdout: Callable[[str], None] | None = None,
     on_stderr: Callable[[str], None] | None = None,
+    *,
+    should_stop: StopCheck | None = None,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Run a registry task's command in-process and return its summary dict.
 
-    The summary's ``status`` is ``"failed"`` when the command failed after starting its work
-    (the summary then has an ``error``). A command that could not start (unknown command,
-    bad arguments) raises :class:`TaskFailed` naming the task.
+    The summary's ``status`` is ``"completed"``; ``"failed"`` when the command failed after
+    starting its work (the summary then has an ``error``); ``"stopped"`` when it stopped at a
+    batch boundary because ``should_stop()`` returned a reason or ``deadline`` (a
+    ``time.time()`` epoch) passed (the summary then has a ``reason``: the one returned, or
+    ``"hard time limit passed"``); ``"busy"`` when another execution of the task holds its
+    lock (nothing was changed). ``should_stop`` is called between every two batches: keep
+    it cheap. A command that could not start (unknown command, bad arguments) raises
+    :class:`TaskFailed` naming the task.
     """
     definition = _resolve(task)
     stdout, stderr = LineStream(on_stdout), LineStream(on_stderr)
     try:
-        call_command(
-            definition.command, *definition.args, *extra_args, stdout=stdout, stderr=stderr
-        )
+        with stop_control(should_stop=should_stop, deadline=deadline):
+            call_command(
+                definition.command, *definition.args, *extra_args, stdout=stdout, stderr=stderr
+            )
     except CommandError as exc:
         summary = parse_summary(stdout.getvalue())
         if summary is None:

@@ -206,6 +206,8 @@ SETTINGS: tuple[Setting, ...] = (
             "a Docker engine URL (unix://, tcp://, http(s)://, ssh://) or empty",
             ("cleanup_orphaned_containers",)),
     Setting("VALIDIBOT_MEDIA_ROOT", str, "", "a directory path", used_by="file storage"),
+    Setting("VALIDIBOT_LOCK_DIR", str, "", "a directory path, or empty (beside the database)",
+            used_by="the per-task locks on SQLite"),
     # Operator surfaces.
     Setting("VALIDIBOT_DAGSTER_URL", Annotated[str, AfterValidator(_url(HTTP))],
             "http://127.0.0.1:3000", "an http:// or https:// URL", used_by=DAGSTER_CLIENT),

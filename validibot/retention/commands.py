@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from validibot.core.maintenance import MaintenanceCommand, count_limited
-from validibot.retention.services import PurgeRun, PurgeTarget
+from validibot.retention.services import BatchResult, PurgeRun, PurgeTarget
 
 
 class PurgeCommand(MaintenanceCommand):
     """Purge expired rows of one :class:`PurgeTarget` in claimed, committed batches."""
 
     target: PurgeTarget
-    batch_size_setting = "VALIDIBOT_PURGE_BATCH_SIZE"
-    max_batches_setting = "VALIDIBOT_PURGE_MAX_BATCHES"
+
+    def default_batch_size(self) -> int:
+        return settings.VALIDIBOT_PURGE_BATCH_SIZE
+
+    def default_max_batches(self) -> int:
+        return settings.VALIDIBOT_PURGE_MAX_BATCHES
 
     def perform(self, options: dict[str, Any]) -> None:
         due = self.target.due(self.now)
@@ -37,18 +43,17 @@ class PurgeCommand(MaintenanceCommand):
         )
 
     def _purge_in_batches(self) -> None:
-        run = PurgeRun(self.target, self.now, self.batch_size)
-        for number in self.batches():
-            result = run.next_batch()
-            if result is None:
-                break
-            self.counts["batches"] = number
-            self.counts["purged"] += result.purged
-            self.counts["failed"] += result.failed
-            self.progress(
-                f"batch {number}: purged {result.purged}, failed {result.failed} "
-                f"(total purged {self.counts['purged']})"
-            )
+        run = PurgeRun(self.target, self.now)
+        self.run_in_batches(run.claim, run.apply, self._report_batch, using=run.db)
+
+    def _report_batch(self, number: int, claimed: Sequence[Any], result: BatchResult) -> None:
+        self.counts["batches"] = number
+        self.counts["purged"] += result.purged
+        self.counts["failed"] += result.failed
+        self.progress(
+            f"batch {number}: purged {result.purged}, failed {result.failed} "
+            f"(total purged {self.counts['purged']})"
+        )
 
     def _report_leftovers(self) -> None:
         if self.counts["failed"]:

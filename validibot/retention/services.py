@@ -10,12 +10,12 @@ When the file cannot be deleted, the inline content is still cleared (privacy fi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 
 from validibot.retention.models import PurgeRetry
@@ -102,7 +102,10 @@ class _ClaimStatement:
     Django compiles the queryset (filters, ``Exists`` subqueries, ``FOR UPDATE SKIP LOCKED``
     where supported, ``LIMIT``) exactly as for ``list(queryset)``; each batch only swaps the
     keyset parameters in and runs the SQL on a plain cursor, applying the same converters.
-    Compiling per batch was about a quarter of the purge's CPU.
+    Kept because it still pays at 1M rows (bench/purge.py --claim-cost, 2026-12-01, same
+    process, interleaved): 0.97 ms of CPU per claim of 100 rows against 2.7-2.8 ms for the
+    ORM queryset built per batch, i.e. 17-18.5 CPU-s saved per 1M rows, about a third of the
+    whole 1M-row purge's CPU (52-57 CPU-s with ORM claims, same load).
     """
 
     # Stand-ins for the keyset values: compiled into the parameters, then located by value.
@@ -168,24 +171,25 @@ class PurgeRun:
     Seeking past ``(expires_at, pk)`` of the last claimed row keeps each batch O(batch).
     Rows skipped in this run (busy, locked by another run) wait for the next run.
 
-    The claim SQL and the UPDATE that marks purged rows are built once per run (see
-    :class:`_ClaimStatement`); each batch only executes them with its own values.
+    :meth:`claim` and :meth:`apply` are the two halves of one batch for
+    :func:`validibot.core.batches.run_in_batches`, which runs them in one transaction on
+    :attr:`db`. The claim SQL and the UPDATE that marks purged rows are built once per run
+    (see :class:`_ClaimStatement`); each batch only executes them with its own values.
     """
 
     target: PurgeTarget
     now: datetime
-    batch_size: int
     after: tuple[datetime, int] | None = None
 
     def __post_init__(self) -> None:
         model = self.target.model
         self._rows = purgeable(self.target, self.now)
-        self._db = self._rows.db
-        self._connection = connections[self._db]
+        self.db: str = self._rows.db
+        self._connection = connections[self.db]
         # Bound once: the field's storage is usually ``default_storage``, a lazy proxy that
         # would otherwise resolve the attribute again for every file.
         self._delete_file = model._meta.get_field("file").storage.delete
-        self._claims: dict[bool, _ClaimStatement] = {}
+        self._claims: dict[tuple[bool, int], _ClaimStatement] = {}
         meta = model._meta
         qn = self._connection.ops.quote_name
         table, pk = qn(meta.db_table), qn(meta.pk.column)
@@ -204,27 +208,29 @@ class PurgeRun:
             meta.get_field("content_purged_at").get_db_prep_value(self.now, self._connection),
         ]
 
-    def next_batch(self) -> BatchResult | None:
-        """Purge one claimed batch in one transaction; ``None`` when nothing is left."""
-        with transaction.atomic(using=self._db), self._connection.cursor() as cursor:
-            claimed = self._claim(cursor)
-            if not claimed:
-                return None
-            purged, failures = self._delete_files(claimed)
-            self._mark_purged(cursor, purged)
-            if failures:
-                _record_failures(self.target, self.now, failures)
-        pk, _, expires_at = claimed[-1]
-        self.after = (expires_at, pk)
-        return BatchResult(purged=len(purged), failed=len(failures))
-
-    def _claim(self, cursor) -> list[tuple[int, str, datetime]]:
+    def claim(self, batch_size: int) -> list[tuple[int, str, datetime]]:
+        """Lock the next ``batch_size`` purgeable rows; call inside the batch's transaction."""
         # Compiled inside the transaction: Django refuses FOR UPDATE outside one.
         keyset = self.after is not None
-        claim = self._claims.get(keyset)
-        if claim is None:
-            claim = self._claims[keyset] = _ClaimStatement(self._rows, self.batch_size, keyset)
-        return claim.fetch(cursor, self.after)
+        statement = self._claims.get((keyset, batch_size))
+        if statement is None:
+            statement = _ClaimStatement(self._rows, batch_size, keyset)
+            self._claims[(keyset, batch_size)] = statement
+        with self._connection.cursor() as cursor:
+            claimed = statement.fetch(cursor, self.after)
+        if claimed:
+            pk, _, expires_at = claimed[-1]
+            self.after = (expires_at, pk)
+        return claimed
+
+    def apply(self, claimed: Sequence[tuple[int, str, datetime]]) -> BatchResult:
+        """Delete the claimed rows' files, then clear the rows (failures go to the retry queue)."""
+        purged, failures = self._delete_files(claimed)
+        with self._connection.cursor() as cursor:
+            self._mark_purged(cursor, purged)
+        if failures:
+            _record_failures(self.target, self.now, failures)
+        return BatchResult(purged=len(purged), failed=len(failures))
 
     def _mark_purged(self, cursor, purged: list[int]) -> None:
         """Clear content and file and set ``content_purged_at`` on the ``purged`` rows."""
@@ -237,7 +243,7 @@ class PurgeRun:
         cursor.execute(self._mark_sql + placeholders, [*self._mark_head, *purged])
 
     def _delete_files(
-        self, claimed: list[tuple[int, str, datetime]]
+        self, claimed: Sequence[tuple[int, str, datetime]]
     ) -> tuple[list[int], list[tuple[int, BaseException]]]:
         purged: list[int] = []
         failures: list[tuple[int, BaseException]] = []
@@ -250,11 +256,6 @@ class PurgeRun:
             except Exception as exc:  # any storage error goes to the retry queue
                 failures.append((pk, exc))
         return purged, failures
-
-
-def purge_batch(target: PurgeTarget, now: datetime, batch_size: int) -> BatchResult | None:
-    """Purge one claimed batch (oldest expiry first); ``None`` when nothing is left to claim."""
-    return PurgeRun(target, now, batch_size).next_batch()
 
 
 def _record_failures(

@@ -34,8 +34,7 @@ ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 BACKEND_DAGSTER = "dagster"
 BACKEND_GCP = "gcp"
-BACKEND_AWS = "aws"
-ALL_BACKENDS: frozenset[str] = frozenset({BACKEND_DAGSTER, BACKEND_GCP, BACKEND_AWS})
+ALL_BACKENDS: frozenset[str] = frozenset({BACKEND_DAGSTER, BACKEND_GCP})
 
 DEFAULT_QUEUE = "default"
 DOCKER_QUEUE = "docker"
@@ -130,9 +129,9 @@ class MaintenanceTask:
         args: default command-line arguments passed to ``command``.
         timezone: IANA timezone for ``cron`` (``VALIDIBOT_SCHEDULE_TIMEZONE``, else UTC).
         enabled: whether the schedule runs; a disabled task can still be launched by hand.
-        backends: which schedulers trigger it (``dagster``, ``gcp``, ``aws``). Every task has
-            a Dagster job whatever its backends (an HTTP trigger launches it); only tasks with
-            ``dagster`` get a Dagster schedule.
+        backends: which schedulers trigger it (``dagster``, ``gcp``). Every task has a Dagster
+            job whatever its backends (an HTTP trigger launches it); only tasks with ``dagster``
+            get a Dagster schedule.
         max_retries: how many times a failed run of the command is retried.
         retry_delay_seconds: base delay of the exponential retry backoff.
         soft_time_limit_seconds: past this the run is reported as slow.
@@ -451,7 +450,7 @@ def get_task(task_id: str) -> MaintenanceTask | None:
 
 
 def get_tasks_for_backend(backend: str) -> tuple[MaintenanceTask, ...]:
-    """The tasks that the given scheduler backend (``dagster``, ``gcp``, ``aws``) triggers."""
+    """The tasks that the given scheduler backend (``dagster``, ``gcp``) triggers."""
     if backend not in ALL_BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {sorted(ALL_BACKENDS)}")
     return tuple(task for task in get_tasks() if backend in task.backends)

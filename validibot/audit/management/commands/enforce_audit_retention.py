@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,8 +11,10 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
 from validibot.audit.archive import ArchiveBackend, ArchiveConfigError, get_archive_backend
+from validibot.audit.models import AuditLogEntry
 from validibot.audit.services import (
-    archive_and_delete_chunk,
+    archive_and_delete,
+    claim_expired,
     expired_entries,
     orphaned_actors,
     sweep_orphaned_actors,
@@ -33,7 +36,9 @@ class Command(MaintenanceCommand):
         "AUDIT_RETENTION_ENABLED=false freezes it (exit 0, nothing changed)."
     )
     task_name = "enforce_audit_retention"
-    batch_size_setting = "AUDIT_RETENTION_CHUNK_SIZE"
+
+    def default_batch_size(self) -> int:
+        return settings.AUDIT_RETENTION_CHUNK_SIZE
 
     def add_task_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -99,23 +104,22 @@ class Command(MaintenanceCommand):
         )
 
     def _archive_and_delete(self, cutoff: datetime, limit: int | None) -> None:
-        for number in self.batches():
-            size = (
-                self.batch_size
-                if limit is None
-                else min(self.batch_size, limit - self.counts["deleted"])
-            )
-            if size <= 0:
-                break
-            done = archive_and_delete_chunk(cutoff, size, self.backend)
-            if not done:
-                break
-            self.counts["chunks"] = number
-            self.counts["archived"] += done
-            self.counts["deleted"] += done
-            self.progress(
-                f"chunk {number}: archived and deleted {done} (total {self.counts['deleted']})"
-            )
+        def claim(size: int) -> list[AuditLogEntry]:
+            if limit is not None:
+                size = min(size, limit - self.counts["deleted"])
+            return claim_expired(cutoff, size) if size > 0 else []
+
+        self.run_in_batches(
+            claim, lambda entries: archive_and_delete(entries, self.backend), self._report_chunk
+        )
+
+    def _report_chunk(self, number: int, entries: Sequence[AuditLogEntry], done: int) -> None:
+        self.counts["chunks"] = number
+        self.counts["archived"] += done
+        self.counts["deleted"] += done
+        self.progress(
+            f"chunk {number}: archived and deleted {done} (total {self.counts['deleted']})"
+        )
 
     def emit_summary(self, status: str, started: float, **extra: Any) -> None:
         super().emit_summary(status, started, **getattr(self, "summary_extra", {}), **extra)

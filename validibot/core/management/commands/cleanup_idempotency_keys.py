@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from validibot.core.maintenance import MaintenanceCommand, delete_in_batches
+from validibot.core.maintenance import MaintenanceCommand
 from validibot.core.models import IdempotencyKey
 
 
@@ -11,4 +11,4 @@ class Command(MaintenanceCommand):
     task_name = "cleanup_idempotency_keys"
 
     def perform(self, options: dict[str, Any]) -> None:
-        delete_in_batches(self, IdempotencyKey.objects.filter(expires_at__lte=self.now), "deleted")
+        self.delete_in_batches(IdempotencyKey.objects.filter(expires_at__lte=self.now), "deleted")

@@ -6,7 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.sessions.models import Session
 
-from validibot.core.maintenance import MaintenanceCommand, delete_in_batches
+from validibot.core.maintenance import MaintenanceCommand
 
 DB_ENGINES = ("django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db")
 
@@ -22,7 +22,7 @@ class Command(MaintenanceCommand):
     def perform(self, options: dict[str, Any]) -> None:
         if settings.SESSION_ENGINE in DB_ENGINES:
             expired = Session.objects.filter(expire_date__lte=self.now)
-            delete_in_batches(self, expired, "deleted")
+            self.delete_in_batches(expired, "deleted")
             return
         self.progress(f"session engine {settings.SESSION_ENGINE} is not batched here")
         if not self.dry_run:

@@ -1,15 +1,15 @@
 """Retry purges whose stored-file deletion failed, with capped exponential backoff."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
 from validibot.core.maintenance import MaintenanceCommand, claim, count_limited
 from validibot.retention.models import PurgeRetry
 from validibot.retention.repair import ensure_do_not_store_retries as ensure_retries
 from validibot.retention.repair import report
-from validibot.retention.services import due_retries, process_retry
+from validibot.retention.services import RetryOutcome, due_retries, process_retry
 
 
 class Command(MaintenanceCommand):
@@ -19,7 +19,9 @@ class Command(MaintenanceCommand):
         "past VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS they are reported and keep going."
     )
     task_name = "process_purge_retries"
-    batch_size_setting = "VALIDIBOT_PURGE_RETRY_BATCH_SIZE"
+
+    def default_batch_size(self) -> int:
+        return settings.VALIDIBOT_PURGE_RETRY_BATCH_SIZE
 
     def perform(self, options: dict[str, Any]) -> None:
         report(self, "missing do-not-store retr(y/ies)", ensure_retries(self.now, self.dry_run))
@@ -32,16 +34,20 @@ class Command(MaintenanceCommand):
         self._report_threshold()
 
     def _process_batches(self) -> None:
-        for number in self.batches():
-            with transaction.atomic():
-                retries = claim(due_retries(self.now), self.batch_size)
-                outcomes = [process_retry(retry, self.now) for retry in retries]
-            if not retries:
-                break
-            for outcome in outcomes:
-                for name in self.declared_counts():
-                    self.counts[name] += int(getattr(outcome, name))
-            self.progress(f"batch {number}: processed {len(retries)} retr(y/ies)")
+        now = self.now
+        self.run_in_batches(
+            lambda size: claim(due_retries(now), size),
+            lambda retries: [process_retry(retry, now) for retry in retries],
+            self._report_batch,
+        )
+
+    def _report_batch(
+        self, number: int, retries: Sequence[PurgeRetry], outcomes: list[RetryOutcome]
+    ) -> None:
+        for outcome in outcomes:
+            for name in self.declared_counts():
+                self.counts[name] += int(getattr(outcome, name))
+        self.progress(f"batch {number}: processed {len(retries)} retr(y/ies)")
 
     def _report_threshold(self) -> None:
         threshold = settings.VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS

@@ -6,7 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandParser
 
-from validibot.core.maintenance import MaintenanceCommand, delete_in_batches, positive_int
+from validibot.core.maintenance import MaintenanceCommand, positive_int
 from validibot.validations.models import CallbackReceipt
 
 
@@ -26,4 +26,4 @@ class Command(MaintenanceCommand):
     def perform(self, options: dict[str, Any]) -> None:
         days = options["days"] or settings.VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS
         cutoff = self.now - timedelta(days=days)
-        delete_in_batches(self, CallbackReceipt.objects.filter(received_at__lt=cutoff), "deleted")
+        self.delete_in_batches(CallbackReceipt.objects.filter(received_at__lt=cutoff), "deleted")

@@ -1,10 +1,12 @@
 """Remove validator containers that outlived their runs (Docker Compose deployments)."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
+from validibot.core.batches import chunks, run_in_batches
 from validibot.core.maintenance import MaintenanceCommand, non_negative_int
 from validibot.validations.containers import MANAGED_LABEL, ContainerInfo, describe, orphan_reason
 from validibot.validations.models import TERMINAL, ValidationRun
@@ -50,17 +52,31 @@ class Command(MaintenanceCommand):
         pairs = [(container, describe(container)) for container in containers]
         statuses = self._run_statuses([info for _, info in pairs])
         limit = self.dry_run_limit()
-        for container, info in pairs:
-            self.counts["examined"] += 1
-            reason = (
-                "--all"
-                if options["all"]
-                else orphan_reason(info, statuses.get(info.run_id or ""), TERMINAL, self.now, grace)
-            )
-            if reason is None or (limit is not None and self.counts["removed"] >= limit):
-                self.counts["kept"] += 1
-                continue
-            self._remove(container, info, reason)
+
+        def examine(batch: Sequence[tuple[Any, ContainerInfo]]) -> None:
+            for container, info in batch:
+                self.counts["examined"] += 1
+                reason = (
+                    "--all"
+                    if options["all"]
+                    else orphan_reason(
+                        info, statuses.get(info.run_id or ""), TERMINAL, self.now, grace
+                    )
+                )
+                if reason is None or (limit is not None and self.counts["removed"] >= limit):
+                    self.counts["kept"] += 1
+                    continue
+                self._remove(container, info, reason)
+
+        # Docker calls, not rows: no transaction; a stop is honoured between batches. Every
+        # container is examined; --max-batches limits removals through ``limit`` above.
+        run_in_batches(
+            chunks(pairs),
+            examine,
+            batch_size=self.batch_size,
+            should_stop=self.should_stop,
+            using=None,
+        )
         if self.counts["errors"]:
             raise RuntimeError(f"{self.counts['errors']} container(s) could not be removed")
 

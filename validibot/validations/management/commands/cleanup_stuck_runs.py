@@ -1,11 +1,11 @@
 """Mark validation runs stuck in RUNNING past the timeout as TIMED_OUT, with a reason."""
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
-from django.db import transaction
 from django.db.models import Q
 
 from validibot.core.maintenance import MaintenanceCommand, claim, count_limited, positive_int
@@ -28,7 +28,9 @@ class Command(MaintenanceCommand):
         "times out once that deadline has passed, whatever the site-wide timeout."
     )
     task_name = "cleanup_stuck_runs"
-    batch_size_setting = "VALIDIBOT_PURGE_BATCH_SIZE"
+
+    def default_batch_size(self) -> int:
+        return settings.VALIDIBOT_PURGE_BATCH_SIZE
 
     def add_task_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -58,19 +60,18 @@ class Command(MaintenanceCommand):
             )
             self.progress(f"dry run: would time out {self.counts['timed_out']} run(s)")
             return
-        for number in self.batches():
-            with transaction.atomic():
-                runs = claim(
-                    running.filter(site_wide | own_deadline).only("pk", "timeout_at"),
-                    self.batch_size,
-                )
-                if not runs:
-                    break
-                self._time_out(runs, minutes)
-            self.counts["timed_out"] += len(runs)
-            self.progress(f"batch {number}: timed out {len(runs)} run(s)")
+        due = running.filter(site_wide | own_deadline).only("pk", "timeout_at")
+        self.run_in_batches(
+            lambda size: claim(due, size),
+            lambda runs: self._time_out(runs, minutes),
+            self._report_batch,
+        )
 
-    def _time_out(self, runs: list[ValidationRun], minutes: int) -> None:
+    def _report_batch(self, number: int, runs: Sequence[ValidationRun], _: None) -> None:
+        self.counts["timed_out"] += len(runs)
+        self.progress(f"batch {number}: timed out {len(runs)} run(s)")
+
+    def _time_out(self, runs: Sequence[ValidationRun], minutes: int) -> None:
         general = [run.pk for run in runs if run.timeout_at is None]
         ValidationRun.objects.filter(pk__in=general, status=RunStatus.RUNNING).update(
             status=RunStatus.TIMED_OUT, finished_at=self.now, error=REASON.format(minutes=minutes)
