@@ -8,7 +8,6 @@ from validibot.tasks.registry import MaintenanceTask
 from validibot_ops.ops import build_task_op
 from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG
 
-
 STOP_MARGIN_SECONDS = 60
 """How long past its hard limit a run has to stop by itself before run monitoring fails it."""
 

@@ -10,7 +10,8 @@ it does (``validibot_ops.executors.run_mode``):
   heartbeats while the run executes and a run with no heartbeat is reported dead to run
   monitoring, and a broker that is down fails the launch naming the broker (password hidden);
 - ``celery-executor``: Dagster's ``DefaultRunLauncher`` (a ``dagster api execute_run`` process
-  per run, steps on the workers through the Celery executor).
+  per run, steps on the workers through the Celery executor). Also used when no broker is
+  set (the embedded default, in-process executor).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dagster_celery.config import TASK_EXECUTE_JOB_NAME
 from dagster_celery.launcher import CeleryRunLauncher
 from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG, DAGSTER_CELERY_TASK_ID_TAG
 
+from validibot.core.broker import BROKER_ENVS, first_set
 from validibot_ops.executors import WARM, celery_app_config, run_mode
 from validibot_ops.tags import MAX_RUNTIME_TAG
 
@@ -230,9 +232,11 @@ class ValidibotRunLauncher(RunLauncher, ConfigurableClass):
     ) -> None:
         self._inst_data = inst_data
         self.mode = run_mode()
+        # Without a broker (the embedded default) there are no workers: runs are processes.
+        warm = self.mode == WARM and first_set(BROKER_ENVS) is not None
         self.delegate: RunLauncher = (
             WarmRunLauncher(heartbeat_timeout_seconds, time_limit_margin_seconds)
-            if self.mode == WARM
+            if warm
             else DefaultRunLauncher()
         )
         super().__init__()

@@ -11,8 +11,8 @@ import pytest
 from tests.support.dagster_stack import REPO_ROOT, VENV_BIN
 from validibot.tasks.registry import BUILTIN_TASKS, MaintenanceTask
 from validibot_ops.definitions import build_definitions
-from validibot_ops.ops import task_asset_key
 from validibot_ops.jobs import STOP_MARGIN_SECONDS
+from validibot_ops.ops import task_asset_key
 from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG
 
 DEFS = build_definitions()
