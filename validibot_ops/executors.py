@@ -112,6 +112,9 @@ def celery_config_source() -> dict[str, Any]:
             "interval_max": 3,
         },
         "task_default_queue": "default",
+        # Warm runs are sent with ignore_result; their failures (a hard time limit kill) are
+        # still stored for the launcher's health check.
+        "task_store_errors_even_if_ignored": True,
     }
 
 

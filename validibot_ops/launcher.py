@@ -119,8 +119,13 @@ class WarmRunLauncher(CeleryRunLauncher):
         queue = run.tags.get(DAGSTER_CELERY_QUEUE_TAG, self.default_queue)
         time_limit = celery_time_limit(run, self.time_limit_margin_seconds)
         try:
+            # ignore_result: nothing waits on the result (run state lives in Dagster), and
+            # waiting would subscribe to the result backend before even publishing.
             result = task_signature.apply_async(
-                queue=queue, routing_key=f"{queue}.{routing_key}", time_limit=time_limit
+                queue=queue,
+                routing_key=f"{queue}.{routing_key}",
+                time_limit=time_limit,
+                ignore_result=True,
             )
         except (OperationalError, OSError) as exc:
             # The redis client's own message names host and port only; say which broker.

@@ -34,7 +34,7 @@ from tests.faults.helpers import (
     write_overrides,
 )
 from tests.faults.private_services import private_redis
-from tests.support.dagster_stack import TEST_TASK_MODULE, DagsterStack
+from tests.support.dagster_stack import DagsterStack
 from tests.support.services import wait_until
 from validibot.operations.dagster_client import DagsterClient
 from validibot_ops.resources import DjangoResource
@@ -69,7 +69,7 @@ def warm_stack(postgres_service, tmp_path_factory):
             root,
             executor="warm",
             redis_url=broker.url,
-            task_modules=(TEST_TASK_MODULE, FAULT_TASK_MODULE),
+            task_modules=(FAULT_TASK_MODULE,),
             extra_env=extra_env,
             instance_yaml=_warm_instance_yaml(root),
         ) as stack,
@@ -111,12 +111,15 @@ def _reset(stack) -> Path:
 def test_warm_runs_execute_inside_the_workers_pool_process(stack):
     """No ``dagster api execute_run`` process per run: both runs executed in one pool
     process of the worker, which stayed alive between them."""
+    seed_submissions(stack, expired=3, fresh=1)
     worker = stack.start_worker("default", name="warm")
     client = DagsterClient(stack.url, timeout=30)
-    first = client.launch_task("test_noop", trigger="fault-test")
+    quick = ["--pause", "0"]
+    first = client.launch_task(SLOW_PURGE, trigger="fault-test", extra_args=quick)
     assert _wait_finished(stack, first).status == dg.DagsterRunStatus.SUCCESS
-    second = client.launch_task("test_noop", trigger="fault-test")
+    second = client.launch_task(SLOW_PURGE, trigger="fault-test", extra_args=quick)
     assert _wait_finished(stack, second).status == dg.DagsterRunStatus.SUCCESS
+    assert submission_state(stack)["purged"] == 3
 
     pool = {p.pid for p in psutil.Process(worker.pid).children()}
     assert _run_pid(stack, first) == _run_pid(stack, second)
