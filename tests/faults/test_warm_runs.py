@@ -9,12 +9,14 @@ is 20 s instead of 120 s, so a dead worker is noticed in seconds, not minutes.
 from __future__ import annotations
 
 import inspect
+import json
 import signal
 from pathlib import Path
 
 import dagster as dg
 import psutil
 import pytest
+import redis
 
 from tests.faults import figures
 from tests.faults.helpers import (
@@ -101,6 +103,25 @@ def _wait_finished(stack, run_id: str, timeout: float = 120) -> dg.DagsterRun:
     return run_record(stack, run_id).dagster_run
 
 
+def _redeliver_unacked(stack, queue: str = "default") -> int:
+    """What Redis does once the visibility timeout passes: every unacknowledged message
+    (kombu's ``unacked`` hash) back onto its queue."""
+    broker = redis.Redis.from_url(stack.env["REDIS_URL"])
+    restored = 0
+    for tag, raw in broker.hgetall("unacked").items():
+        message = json.loads(raw)[0]
+        broker.lpush(queue, json.dumps(message))
+        broker.hdel("unacked", tag)
+        broker.zrem("unacked_index", tag)
+        restored += 1
+    return restored
+
+
+def _event_count(stack, run_id: str) -> int:
+    with stack.instance() as instance:
+        return len(instance.all_logs(run_id))
+
+
 def _reset(stack) -> Path:
     seed_submissions(stack, EXPIRED, FRESH)
     log = Path(stack.env[PURGE_LOG_ENV])
@@ -184,7 +205,7 @@ def test_a_warm_worker_killed_mid_purge_is_noticed_by_its_heartbeat_and_retried(
         proc.kill()
     clock = Clock()
     worker.popen.wait(timeout=10)
-    stack.start_worker("default", name="survivor-warm")
+    survivor = stack.start_worker("default", name="survivor-warm")
 
     # Run monitoring sees the heartbeat expire and fails the run; run retries start it again.
     original, retry = wait_run_and_retry(stack, run_id, timeout=HEARTBEAT_S + 180)
@@ -216,12 +237,25 @@ def test_a_warm_worker_killed_mid_purge_is_noticed_by_its_heartbeat_and_retried(
     }
     assert sum(commits.values()) == EXPIRED and doubles == 0
 
+    # The killed run's task comes back (as Redis does after the visibility timeout): the
+    # worker refuses it without writing a single event into the finished run.
+    events_before = _event_count(stack, run_id)
+    assert _redeliver_unacked(stack) == 1
+    wait_until(lambda: f"refusing run {run_id}" in survivor.log(), 60, what="the refusal")
+    assert _event_count(stack, run_id) == events_before
+    assert run_record(stack, run_id).dagster_run.status == dg.DagsterRunStatus.FAILURE
+
 
 def test_a_worker_started_with_an_unknown_run_mode_fails_clearly(stack):
     result = stack.run_cli(
         ["validibot-ops", "worker", "--queue", "default"],
         timeout=60,
         env={"VALIDIBOT_RUN_MODE": "lukewarm"},
+    )
+    figures.bad_input(
+        "`VALIDIBOT_RUN_MODE=lukewarm validibot-ops worker`",
+        rejected=result.returncode == 2,
+        error=f"exit {result.returncode}: {result.stderr.strip()[-200:]}",
     )
     assert result.returncode == 2
     assert "VALIDIBOT_RUN_MODE='lukewarm'" in result.stderr
@@ -231,6 +265,11 @@ def test_a_worker_started_with_an_unknown_run_mode_fails_clearly(stack):
 def test_a_warm_worker_refuses_the_solo_pool(stack):
     result = stack.run_cli(
         ["validibot-ops", "worker", "--queue", "default", "--pool", "solo"], timeout=60
+    )
+    figures.bad_input(
+        "`validibot-ops worker --pool solo` in warm mode",
+        rejected=result.returncode == 2,
+        error=f"exit {result.returncode}: {result.stderr.strip()[-200:]}",
     )
     assert result.returncode == 2
     assert "prefork" in result.stderr
