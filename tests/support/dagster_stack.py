@@ -287,7 +287,7 @@ class DagsterStack:
             except OSError:
                 return False
 
-        wait_until(answering, 120, interval=0.5, what=f"dagster-webserver on {url}")
+        wait_until(answering, 300, interval=0.5, what=f"dagster-webserver on {url}")
         return proc, url
 
     @contextlib.contextmanager
