@@ -20,7 +20,11 @@ way, and each way runs the test-only ``noop_task`` command (registry task ``test
   Django up once;
 - ``run_worker_celery``: what a scheduled run costs in production: the run is created first
   (not timed), then ``dagster api execute_run`` runs it, the process the daemon's run launcher
-  starts, with the same live worker.
+  starts, with the same live worker (the Celery executor run mode);
+- ``warm_run``: the default run mode. The run is created (not timed) and launched through the
+  instance's run launcher as the daemon does; a live ``validibot-ops worker`` (warm mode,
+  prefork) executes it in its pool process. CPU = the launch + the worker's CPU delta. The same
+  worker then runs ``--rss-runs`` runs and its RSS is printed after the first and the last.
 
 Children use a private bytecode cache (``PYTHONPYCACHEPREFIX``, filled by a warm-up run), as
 the production image's ``UV_COMPILE_BYTECODE=1`` site-packages do; ``load_no_bytecode`` shows
@@ -33,7 +37,9 @@ every-minute ``test_noop`` schedule (built-in schedules paused with an overrides
 cannot queue in front), read from the instance: scheduled time, tick time, run creation,
 ``STEP_START``. Last: the daily CPU of the default registry's schedules (runs per day from
 each built-in task's cron x CPU per run), and the code-location load (``python -c "import
-validibot_ops.definitions"``). Targets: per-run orchestration CPU <= 2 s, load <= 2 s.
+validibot_ops.definitions"``). Targets: per-run orchestration CPU <= 2 s, load <= 2 s; warm
+runs <= 0.3 CPU s, worker RSS growth <= 30 MB. The last line compares warm mode with the Celery
+executor mode and bare Celery.
 """
 
 from __future__ import annotations
@@ -652,7 +658,7 @@ def main() -> int:
     if ticks:
         print_ticks(latencies, daemon_cpu, watched)
     else:
-        print("\nschedule tick -> op start: skipped (--quick; a tick needs up to a minute)")
+        print("\nschedule tick -> op start: skipped (--quick or --ticks 0; a tick needs a minute)")
     per_run = {w.name: w.median("cpu_s") for w in ways[1:]}
     total_runs = print_daily(daily_schedule(), per_run, baseline.median("cpu_s"))
     print_rss(rss)
