@@ -20,7 +20,11 @@ way, and each way runs the test-only ``noop_task`` command (registry task ``test
   Django up once;
 - ``run_worker_celery``: what a scheduled run costs in production: the run is created first
   (not timed), then ``dagster api execute_run`` runs it, the process the daemon's run launcher
-  starts, with the same live worker.
+  starts, with the same live worker (the Celery executor run mode);
+- ``warm_run``: the default run mode. The run is created (not timed) and launched through the
+  instance's run launcher as the daemon does; a live ``validibot-ops worker`` (warm mode,
+  prefork) executes it in its pool process. CPU = the launch + the worker's CPU delta. The same
+  worker then runs ``--rss-runs`` runs and its RSS is printed after the first and the last.
 
 Children use a private bytecode cache (``PYTHONPYCACHEPREFIX``, filled by a warm-up run), as
 the production image's ``UV_COMPILE_BYTECODE=1`` site-packages do; ``load_no_bytecode`` shows
@@ -33,7 +37,9 @@ every-minute ``test_noop`` schedule (built-in schedules paused with an overrides
 cannot queue in front), read from the instance: scheduled time, tick time, run creation,
 ``STEP_START``. Last: the daily CPU of the default registry's schedules (runs per day from
 each built-in task's cron x CPU per run), and the code-location load (``python -c "import
-validibot_ops.definitions"``). Targets: per-run orchestration CPU <= 2 s, load <= 2 s.
+validibot_ops.definitions"``). Targets: per-run orchestration CPU <= 2 s, load <= 2 s; warm
+runs <= 0.3 CPU s, worker RSS growth <= 30 MB. The last line compares warm mode with the Celery
+executor mode and bare Celery.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ BASELINE_QUEUE = "bench_baseline"
 BASELINE_TASK = "bench.noop_task"
 CPU_TARGET_S = 2.0
 LOAD_TARGET_S = 2.0
+RSS_TARGET_MB = 30
 EXECUTE_IN_PROCESS = """
 import dagster as dg
 from validibot_ops.definitions import defs
@@ -92,6 +99,56 @@ with dg.DagsterInstance.get() as instance:
         set_exit_code_on_failure=True,
     )
     print(serialize_value(args))
+"""
+
+WARM_RUNS = """
+import json, os, sys, time
+import dagster as dg
+import psutil
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from validibot_ops.definitions import defs
+
+runs, worker_pid = int(sys.argv[1]), int(sys.argv[2])
+repo = ReconstructableRepository.for_module("validibot_ops.definitions", "defs", os.getcwd())
+origin = repo.get_reconstructable_job("test_noop").get_python_origin()
+job = defs.get_job_def("test_noop")
+
+
+def worker_tree():
+    root = psutil.Process(worker_pid)
+    cpu = rss = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+            cpu += t.user + t.system + t.children_user + t.children_system
+            rss += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return cpu, rss
+
+
+samples = []
+with dg.DagsterInstance.get() as instance:
+    for _ in range(runs):
+        run = instance.create_run_for_job(job_def=job, job_code_origin=origin)
+        worker_before, _ = worker_tree()
+        cpu_before, sent = time.process_time(), time.time()
+        instance.launch_run(run.run_id, None)  # what the daemon's run queue does
+        launch_cpu = time.process_time() - cpu_before
+        while not instance.get_run_by_id(run.run_id).is_finished:
+            time.sleep(0.02)
+        record = instance.get_run_record_by_id(run.run_id)
+        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS, record.dagster_run
+        time.sleep(0.05)  # the pool process returns the task result after RUN_SUCCESS
+        worker_after, rss = worker_tree()
+        samples.append({
+            "run_id": run.run_id,
+            "wall_s": record.end_time - sent,
+            "launch_cpu_s": launch_cpu,
+            "worker_cpu_s": worker_after - worker_before,
+            "worker_rss_mb": rss / 2**20,
+        })
+print(json.dumps(samples))
 """
 
 
@@ -331,6 +388,52 @@ def measure_celery_executor(stack, repeat: int) -> list[Way]:
     return [cli, launched]
 
 
+def warm_env(stack) -> dict[str, str]:
+    """The stack's environment in the default (warm) run mode: no forced executor."""
+    return {**stack.env, "VALIDIBOT_RUN_MODE": "warm", "VALIDIBOT_EXECUTOR": ""}
+
+
+def warm_runs(stack, worker_pid: int, runs: int) -> list[dict[str, float]]:
+    """Launch ``runs`` warm runs one after another through the instance's run launcher."""
+    argv = [sys.executable, "-c", WARM_RUNS, str(runs), str(worker_pid)]
+    proc = subprocess.run(
+        argv, cwd=ROOT, env=warm_env(stack), capture_output=True, text=True, timeout=1800
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"warm runs failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure_warm(stack, repeat: int, rss_runs: int) -> tuple[Way, list[float]]:
+    """Warm mode: each run is a Celery task executed in a prefork pool process of a live
+    ``validibot-ops worker``, sent by the instance's run launcher (as the daemon does).
+    CPU = the launch (in the launching process) + the worker tree's delta; wall = launch to
+    the run's end. The first run a fresh pool process executes is reported apart (cold)."""
+    way = Way("warm_run", "run launcher -> Celery task in a warm prefork worker (default)")
+    from tests.support.services import wait_until
+
+    argv = ["validibot-ops", "worker", "--queue", "default", "--name", "bench-warm"]
+    worker = stack.start(
+        "worker-warm", argv, env={"VALIDIBOT_RUN_MODE": "warm", "VALIDIBOT_EXECUTOR": ""}
+    )
+    wait_until(lambda: "ready." in worker.log() or not worker.alive(), 60, what="warm worker")
+    assert worker.alive(), worker.log()[-3000:]
+    try:
+        rows = warm_runs(stack, worker.pid, max(repeat + 1, rss_runs))
+    finally:
+        worker.stop()
+    for index, row in enumerate(rows[: repeat + 1]):
+        sample = Sample(
+            row["wall_s"], row["launch_cpu_s"] + row["worker_cpu_s"], row["run_id"],
+            worker_cpu_s=row["worker_cpu_s"],
+        )  # fmt: skip
+        if index == 0:
+            way.cold = sample
+        else:
+            way.samples.append(sample)
+    return way, [row["worker_rss_mb"] for row in rows]
+
+
 # -- schedule ticks ------------------------------------------------------------------------
 
 
@@ -515,12 +618,16 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=None, help="runs per way (default 5)")
     parser.add_argument("--ticks", type=int, default=None, help="schedule ticks (default 2)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--rss-runs", type=int, default=None, help="warm runs for the RSS check (default 100)"
+    )
     parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_worker:
         return run_baseline_worker()
     repeat = args.repeat or (2 if args.quick else 5)
     ticks = args.ticks if args.ticks is not None else (0 if args.quick else 2)
+    rss_runs = args.rss_runs or (repeat + 1 if args.quick else 100)
 
     from tests.support.dagster_stack import DagsterStack
 
@@ -539,6 +646,8 @@ def main() -> int:
             *measure_in_process(stack, repeat),
             *measure_celery_executor(stack, repeat),
         ]
+        warm, rss = measure_warm(stack, repeat, rss_runs)
+        ways.append(warm)
         if ticks:
             try:
                 latencies, daemon_cpu, watched = measure_ticks(stack, ticks)
@@ -549,19 +658,48 @@ def main() -> int:
     if ticks:
         print_ticks(latencies, daemon_cpu, watched)
     else:
-        print("\nschedule tick -> op start: skipped (--quick; a tick needs up to a minute)")
+        print("\nschedule tick -> op start: skipped (--quick or --ticks 0; a tick needs a minute)")
     per_run = {w.name: w.median("cpu_s") for w in ways[1:]}
     total_runs = print_daily(daily_schedule(), per_run, baseline.median("cpu_s"))
+    print_rss(rss)
     if args.json:
         payload = {
             "ways": [asdict(w) for w in [*ways, load, uncached]],
             "ticks": latencies,
             "runs_per_day": total_runs,
+            "warm_worker_rss_mb": rss,
         }
         args.json.write_text(json.dumps(payload, indent=2))
     print(f"\nload average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(ratio_line(ways, baseline, load))
+    print(warm_ratio_line(ways, baseline))
     return 0
+
+
+def print_rss(rss: list[float]) -> None:
+    """The warm worker's resident memory (leader + pool) after each of its runs."""
+    if len(rss) < 2:
+        return
+    growth = max(rss) - rss[0]
+    print(
+        f"\nwarm worker RSS over {len(rss)} runs: {rss[0]:.0f} MB after the first, "
+        f"{rss[-1]:.0f} MB after the last, max {max(rss):.0f} MB "
+        f"(growth {growth:.0f} MB, {'meets' if growth <= RSS_TARGET_MB else 'MISSES'} "
+        f"<= {RSS_TARGET_MB} MB)"
+    )
+
+
+def warm_ratio_line(ways: list[Way], baseline: Way) -> str:
+    """The last line: warm mode against the Celery executor mode and bare Celery."""
+    by_name = {way.name: way for way in ways}
+    warm, launched = by_name["warm_run"], by_name["run_worker_celery"]
+    warm_cpu, celery_cpu = warm.median("cpu_s"), launched.median("cpu_s")
+    return (
+        f"ratio warm / celery-executor: {warm_cpu / celery_cpu:.2f}x CPU "
+        f"({warm_cpu:.2f} s vs {celery_cpu:.2f} s per run), "
+        f"{warm.median('wall_s') / launched.median('wall_s'):.2f}x wall; "
+        f"warm vs bare Celery: {warm_cpu / baseline.median('cpu_s'):.1f} x CPU"
+    )
 
 
 def ratio_line(ways: list[Way], baseline: Way, load: Way) -> str:

@@ -139,7 +139,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """A Celery worker for dagster-celery, run in this process (not a spawned ``celery``).
+    """A Celery worker for both run modes, run in this process (not a spawned ``celery``).
+
+    It registers the warm run task (``execute_job``, plus ``resume_job``) and the Celery
+    executor's step task; in warm mode it uses the prefork pool (one process per run slot,
+    recycled after ``worker_max_tasks_per_child`` runs).
 
     ``dagster-celery worker start`` spawns ``celery`` from PATH and a SIGTERM to it leaves the
     child running; here the worker *is* this process, so SIGTERM is Celery's warm shutdown
@@ -149,17 +153,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from dagster_celery.make_app import make_app
     from dagster_celery.tasks import create_task
 
-    from validibot_ops.executors import ExecutorConfigError, celery_app_config
+    from validibot_ops.executors import WARM, ExecutorConfigError, celery_app_config, run_mode
+    from validibot_ops.run_tasks import LauncherTasksMissingError, register_run_tasks
 
     try:
+        mode = run_mode()
         config = celery_app_config()
     except ExecutorConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     app = make_app(CeleryExecutor.for_cli(**config).app_args())
-    create_task(app)
+    create_task(app)  # the Celery executor's steps
+    register_run_tasks(app)  # warm runs: execute_job, resume_job
     concurrency = args.concurrency or config["config_source"]["worker_concurrency"]
-    pool = args.pool or ("solo" if concurrency == 1 else "prefork")
+    pool = args.pool or ("prefork" if mode == WARM or concurrency > 1 else "solo")
+    try:
+        _check_warm_worker(app, mode, pool)
+    except (ExecutorConfigError, LauncherTasksMissingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     argv = [
         "worker",
         "--queues",
@@ -179,6 +191,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
     ]
     app.worker_main(argv)
     return 0
+
+
+def _check_warm_worker(app, mode: str, pool: str) -> None:
+    """A warm-mode worker must run the launcher's tasks in a prefork pool: only there does a
+    run get its own process, which Celery's hard time limit can kill (the backstop)."""
+    from validibot_ops.executors import WARM, ExecutorConfigError
+    from validibot_ops.run_tasks import check_launcher_tasks
+
+    if mode != WARM:
+        return
+    check_launcher_tasks(app)
+    if pool != "prefork":
+        raise ExecutorConfigError(
+            f"--pool {pool}: warm runs (VALIDIBOT_RUN_MODE=warm) need the prefork pool, the only "
+            "one where Celery's hard time limit can stop a run"
+        )
 
 
 def cmd_sync_schedules(args: argparse.Namespace) -> int:
@@ -247,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser(
         "worker",
         help="a Celery worker for the production topology (needs REDIS_URL or CELERY_BROKER_URL)",
-        description="Consumes Dagster steps from Redis. Run one per queue: `default` for most "
+        description="Consumes warm runs (VALIDIBOT_RUN_MODE=warm, the default) or Celery "
+        "executor steps (celery-executor) from Redis. Run one per queue: `default` for most "
         "tasks, `docker` for the container cleanup (the only worker that needs the Docker "
         "socket). Needs the same code, env and Dagster instance (DAGSTER_HOME) as the daemon.",
     )
@@ -265,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--pool",
         choices=["solo", "prefork", "threads"],
         default=None,
-        help="Celery pool (default solo for concurrency 1, else prefork)",
+        help="Celery pool (default prefork; solo for concurrency 1 in celery-executor mode; "
+        "warm mode requires prefork)",
     )
     worker.add_argument("--name", default=None, help="worker node name (default: the queues)")
     worker.add_argument("--loglevel", "-l", default="INFO")

@@ -1,9 +1,17 @@
-"""Pick the executor once: Celery on Redis in the production topology, in-process otherwise.
+"""Pick the run mode and the executor once, from the environment.
 
-``VALIDIBOT_EXECUTOR`` (``celery`` | ``in_process`` | ``multiprocess``) forces a choice;
-otherwise Celery is used when ``CELERY_BROKER_URL`` or ``REDIS_URL`` is set in the environment,
-and the in-process executor (no Redis, no workers) when neither is, which is the embedded
+With a broker (``CELERY_BROKER_URL`` or ``REDIS_URL``), ``VALIDIBOT_RUN_MODE`` picks how runs
+execute (docs/architecture.md, "Run modes"):
+
+- ``warm`` (the default): the run launcher sends each run to a Celery worker, which executes
+  it in a warm pool process with the in-process executor (``validibot_ops.launcher``);
+- ``celery-executor``: each run is a fresh ``dagster api execute_run`` process whose steps go to
+  the workers through dagster-celery's Celery executor (the shape for multi-op jobs).
+
+Without a broker the in-process executor runs everything (no Redis, no workers): the embedded
 default that ``validibot-ops demo`` and ``dagster dev`` on a bare laptop use.
+``VALIDIBOT_EXECUTOR`` (``celery`` | ``in_process`` | ``multiprocess``) still forces an
+executor; ``celery`` implies the ``celery-executor`` run mode.
 
 The same :func:`celery_app_config` feeds the executor (which enqueues steps) and
 ``validibot-ops worker`` (which consumes them), so the two cannot disagree.
@@ -20,22 +28,58 @@ from validibot.core.broker import BACKEND_ENVS, BROKER_ENVS, first_set
 from validibot.tasks.registry import get_tasks
 
 EXECUTOR_ENV = "VALIDIBOT_EXECUTOR"
+RUN_MODE_ENV = "VALIDIBOT_RUN_MODE"
+WARM = "warm"
+CELERY_EXECUTOR = "celery-executor"
+RUN_MODES = (WARM, CELERY_EXECUTOR)
 VISIBILITY_MARGIN_SECONDS = 600
+MAX_TASKS_PER_CHILD = 100
+MAX_MEMORY_PER_CHILD_KIB = 400_000
 
 
 class ExecutorConfigError(RuntimeError):
     """``VALIDIBOT_EXECUTOR`` names an unknown executor, or Celery has no broker URL."""
 
 
-def executor_kind() -> str:
+def _forced_executor() -> str:
     forced = os.environ.get(EXECUTOR_ENV, "").strip().lower()
+    if forced and forced not in {"celery", "in_process", "multiprocess"}:
+        raise ExecutorConfigError(
+            f"{EXECUTOR_ENV}={forced!r}: expected celery, in_process or multiprocess"
+        )
+    return forced
+
+
+def run_mode() -> str:
+    """``warm`` or ``celery-executor`` (``VALIDIBOT_RUN_MODE``; unknown values fail here, when
+    the code location, the daemon's launcher or a worker starts)."""
+    mode = os.environ.get(RUN_MODE_ENV, "").strip().lower()
+    forced = _forced_executor()
+    if not mode:
+        return CELERY_EXECUTOR if forced == "celery" else WARM
+    if mode not in RUN_MODES:
+        raise ExecutorConfigError(
+            f"{RUN_MODE_ENV}={mode!r}: expected {' or '.join(RUN_MODES)} (default {WARM})"
+        )
+    if mode == WARM and forced == "celery":
+        # A warm run waiting on steps queued to the pool it occupies can deadlock it.
+        raise ExecutorConfigError(
+            f"{RUN_MODE_ENV}=warm runs each run inside a worker with the in-process executor; "
+            f"it cannot be combined with {EXECUTOR_ENV}=celery (use {RUN_MODE_ENV}="
+            f"{CELERY_EXECUTOR} for the Celery executor)"
+        )
+    return mode
+
+
+def executor_kind() -> str:
+    """The jobs' executor: forced by ``VALIDIBOT_EXECUTOR``, else from the run mode."""
+    mode = run_mode()
+    forced = _forced_executor()
     if forced:
-        if forced not in {"celery", "in_process", "multiprocess"}:
-            raise ExecutorConfigError(
-                f"{EXECUTOR_ENV}={forced!r}: expected celery, in_process or multiprocess"
-            )
         return forced
-    return "celery" if first_set(BROKER_ENVS) else "in_process"
+    if not first_set(BROKER_ENVS):
+        return "in_process"
+    return "celery" if mode == CELERY_EXECUTOR else "in_process"
 
 
 def visibility_timeout_seconds() -> int:
@@ -55,6 +99,10 @@ def celery_config_source() -> dict[str, Any]:
         # One step at a time per worker process; no worker hoards steps it cannot start.
         "worker_prefetch_multiplier": 1,
         "worker_concurrency": int(os.environ.get("CELERY_WORKER_CONCURRENCY", "1")),
+        # A pool process is replaced after this many tasks or once it holds this much memory
+        # (checked after each task), so a long-lived worker's RSS stays flat.
+        "worker_max_tasks_per_child": MAX_TASKS_PER_CHILD,
+        "worker_max_memory_per_child": MAX_MEMORY_PER_CHILD_KIB,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "visibility_timeout": visibility_timeout_seconds(),
@@ -64,6 +112,9 @@ def celery_config_source() -> dict[str, Any]:
             "interval_max": 3,
         },
         "task_default_queue": "default",
+        # Warm runs are sent with ignore_result; their failures (a hard time limit kill) are
+        # still stored for the launcher's health check.
+        "task_store_errors_even_if_ignored": True,
     }
 
 

@@ -8,18 +8,32 @@ from validibot.tasks.registry import MaintenanceTask
 from validibot_ops.ops import build_task_op
 from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG
 
+STOP_MARGIN_SECONDS = 60
+"""How long past its hard limit a run has to stop by itself before run monitoring fails it."""
+
+
+def max_runtime_seconds(task: MaintenanceTask) -> int:
+    """The run's ``dagster/max_runtime``: the hard limit plus :data:`STOP_MARGIN_SECONDS`.
+
+    The command's own deadline (run start + hard limit, checked between batches) ends the
+    run first, as a step failure that is not retried; run monitoring is the backstop for a
+    run that cannot stop, and it must not race the command's own stop.
+    """
+    return task.hard_time_limit_seconds + STOP_MARGIN_SECONDS
+
 
 def job_tags(task: MaintenanceTask) -> dict[str, str]:
     """Run tags every run of the task's job carries.
 
     ``validibot/task`` is what ``dagster.yaml``'s tag concurrency limit counts (one run per
-    task at a time); ``dagster/max_runtime`` lets run monitoring fail a run that outlives the
-    task's hard time limit instead of leaving it ``STARTED`` forever.
+    task at a time); ``dagster-celery/queue`` is the queue a warm run is sent to (and what
+    the per-queue limits count); ``dagster/max_runtime`` lets run monitoring fail a run that
+    outlives the task's hard time limit instead of leaving it ``STARTED`` forever.
     """
     return {
         TASK_TAG: task.id,
         CELERY_QUEUE_TAG: task.queue,
-        MAX_RUNTIME_TAG: str(task.hard_time_limit_seconds),
+        MAX_RUNTIME_TAG: str(max_runtime_seconds(task)),
     }
 
 

@@ -3,9 +3,13 @@
 # No ``from __future__ import annotations`` here: Dagster reads the op signature's
 # annotations (config class, resource type) at decoration time and needs real types.
 
+import inspect
+import time
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
+from dagster._core.errors import DagsterExecutionInterruptedError
 
 from validibot.tasks.registry import MaintenanceTask
 from validibot.tasks.vocabulary import OVER_STATUSES
@@ -71,12 +75,86 @@ def _refuse_if_run_finished(context: dg.OpExecutionContext, task: MaintenanceTas
         )
 
 
+CANCELED_REASON = "run canceled"
+STOPPING_RUN_STATUSES = frozenset({dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED})
+
+
+def _run_is_stopping(context: dg.OpExecutionContext) -> bool:
+    run = context.instance.get_run_by_id(context.run_id)
+    return run is not None and run.status in STOPPING_RUN_STATUSES
+
+
+def build_stop_check(context: dg.OpExecutionContext) -> Callable[[], str | None]:
+    """What the command asks between batches: ``"run canceled"`` once the run is being
+    terminated (CANCELING), else ``None``. One run-storage read per batch."""
+
+    def should_stop() -> str | None:
+        return CANCELED_REASON if _run_is_stopping(context) else None
+
+    return should_stop
+
+
+def run_deadline(context: dg.OpExecutionContext, task: MaintenanceTask) -> float:
+    """Epoch seconds past which the command stops: the run's start plus the hard limit."""
+    record = context.instance.get_run_record_by_id(context.run_id)
+    started = record.start_time if record is not None and record.start_time else time.time()
+    return started + task.hard_time_limit_seconds
+
+
+def stop_kwargs(django: DjangoResource, context: dg.OpExecutionContext, task: MaintenanceTask):
+    """``should_stop`` and ``deadline`` for ``run_command``, when it accepts them."""
+    accepted = inspect.signature(django.run_command).parameters
+    kwargs: dict[str, Any] = {}
+    if "should_stop" in accepted:
+        kwargs["should_stop"] = build_stop_check(context)
+    if "deadline" in accepted:
+        kwargs["deadline"] = run_deadline(context, task)
+    return kwargs
+
+
+def raise_for_stop(
+    context: dg.OpExecutionContext, task: MaintenanceTask, summary: dict, metadata: dict
+) -> None:
+    """Map a summary that did not finish the work onto the run's outcome.
+
+    - ``stopped`` while the run is being terminated: interrupt the step, so Dagster ends the
+      run CANCELED (never retried);
+    - ``stopped`` otherwise (the hard time limit passed): a failure without retries, since a
+      retry would hit the same limit;
+    - ``busy`` (another execution of the task holds its lock, nothing changed): a failure
+      without retries, so it never reads as a fresh success and nothing retries into the
+      execution that holds the lock.
+    """
+    status = summary.get("status")
+    reason = summary.get("reason") or "no reason given"
+    if status == "stopped" and (reason == CANCELED_REASON or _run_is_stopping(context)):
+        context.log.info(f"{task.id} stopped at a batch boundary: {reason}")
+        raise DagsterExecutionInterruptedError(f"{task.id} stopped: {reason}")
+    if status == "stopped":
+        raise dg.Failure(
+            description=f"{task.id} stopped before finishing: {reason} "
+            f"(hard time limit {task.hard_time_limit_seconds} s)",
+            metadata=metadata,
+            allow_retries=False,
+        )
+    if status == "busy":
+        raise dg.Failure(
+            description=f"{task.id} is busy: another execution of this task holds its lock; "
+            "this run changed nothing",
+            metadata=metadata,
+            allow_retries=False,
+        )
+
+
 def build_task_op(task: MaintenanceTask) -> dg.OpDefinition:
     """One op, named after the task, that runs its command and reports the JSON summary.
 
     - A command that cannot start (bad arguments, unknown command) fails without retries:
       retrying cannot fix it.
     - A summary with ``status: failed`` fails the op; the retry policy applies.
+    - ``stopped`` / ``busy`` summaries: see :func:`raise_for_stop` (canceled, no retry).
+    - The command gets a stop check (run canceled) and a deadline (run start + hard limit),
+      checked between batches.
     - Any other exception (a lost database connection, say) fails the op; retries apply.
     - On success the summary is the op's output, its counts are output metadata, and a real
       (non dry-run) run materializes the task's asset so the UI plots the counts over time.
@@ -99,7 +177,13 @@ def build_task_op(task: MaintenanceTask) -> dg.OpDefinition:
             f"running manage.py {task.command} {' '.join([*task.args, *args])}".rstrip()
         )
         try:
-            summary = django.run_command(task, args, on_stdout=log.info, on_stderr=log.warning)
+            summary = django.run_command(
+                task,
+                args,
+                on_stdout=log.info,
+                on_stderr=log.warning,
+                **stop_kwargs(django, context, task),
+            )
         except TaskFailed as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
@@ -110,6 +194,7 @@ def build_task_op(task: MaintenanceTask) -> dg.OpDefinition:
             "duration_s": float(summary.get("duration_s") or 0.0),
             **counts,
         }
+        raise_for_stop(context, task, summary, metadata)
         if summary.get("status") == "failed":
             error = summary.get("error") or "the command reported status 'failed'"
             raise dg.Failure(description=f"{task.id}: {error}", metadata=metadata)

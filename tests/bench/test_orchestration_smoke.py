@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ WAYS = {
     "execute_in_process",
     "dagster_cli_celery",
     "run_worker_celery",
+    "warm_run",
     "code_location_load",
     "load_no_bytecode",
 }
@@ -31,9 +33,15 @@ def test_orchestration_bench_quick(postgres_service, redis_service, tmp_path):
 
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    assert lines[-1].startswith("ratio Dagster (Celery executor) / bare Celery: ")
+    assert lines[-2].startswith("ratio Dagster (Celery executor) / bare Celery: ")
+    assert re.fullmatch(
+        r"ratio warm / celery-executor: \d+\.\d\dx CPU \(\d+\.\d\d s vs \d+\.\d\d s per run\), "
+        r"\d+\.\d\dx wall; warm vs bare Celery: \d+(\.\d)? x CPU",
+        lines[-1],
+    ), lines[-1]
     assert "skipped (--quick" in proc.stdout
     results = json.loads(out.read_text())
     assert {way["name"] for way in results["ways"]} == WAYS
     assert all(len(way["samples"]) == 2 for way in results["ways"])
     assert results["runs_per_day"] > 0
+    assert len(results["warm_worker_rss_mb"]) == 3

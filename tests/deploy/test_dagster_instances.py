@@ -1,4 +1,5 @@
-"""The DockerRunLauncher instance variant is the root dagster.yaml plus a launcher, and loads."""
+"""The DockerRunLauncher instance variant is the root dagster.yaml with another launcher, and
+loads."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ DEPLOY_TEST_DB = "validibot_deploy"
 def test_variant_is_the_root_instance_plus_a_docker_run_launcher():
     root, variant = load_yaml(ROOT_INSTANCE), load_yaml(LAUNCHER_INSTANCE)
     launcher = variant.pop("run_launcher")
+    root_launcher = root.pop("run_launcher")
+    assert root_launcher["class"] == "ValidibotRunLauncher"
     assert variant == root, "deploy/dagster.docker-run-launcher.yaml drifted from dagster.yaml"
     assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
 

@@ -1,8 +1,9 @@
-"""A Celery worker killed mid-op, and a step that arrives after its run was terminated.
+"""Celery executor mode: a worker killed mid-op, and a step that arrives after its run was
+terminated (warm mode, the default, has its own scenarios in test_warm_runs.py).
 
 What ends a run whose worker died: the step's message stays unacknowledged in Redis (acks
 late), but Redis redelivers it only after the visibility timeout (over an hour), so it is run
-monitoring that fails the run once its ``dagster/max_runtime`` (the task's hard limit) passes,
+monitoring that fails the run once its ``dagster/max_runtime`` (hard limit + 60 s) passes,
 and run retries that launch it again as a new run on the surviving worker. When the old step
 is finally redelivered, the op guard refuses it because its run is over.
 """
@@ -35,12 +36,14 @@ from tests.faults.helpers import (
 )
 from tests.support.services import wait_until
 from validibot.operations.dagster_client import DagsterClient
+from validibot_ops.jobs import STOP_MARGIN_SECONDS
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(420)]
 
 EXPIRED, FRESH, BATCH = 60, 20, 5
 PURGE_ARGS = ["--batch-size", str(BATCH), "--max-batches", "0", "--pause", "0.2"]
 HARD_LIMIT_S = 30  # tests/support/testapp/fault_tasks.py
+MAX_RUNTIME_S = HARD_LIMIT_S + STOP_MARGIN_SECONDS  # the job's dagster/max_runtime
 
 
 def _reset(stack) -> Path:
@@ -91,7 +94,7 @@ def test_a_worker_killed_mid_purge_ends_the_run_and_a_retry_finishes_the_work(st
     survivor = stack.start_worker("default", name="survivor")
 
     # The killed run is failed by run monitoring and retried once as a new run.
-    original, retry = wait_run_and_retry(stack, run_id, timeout=HARD_LIMIT_S + 120)
+    original, retry = wait_run_and_retry(stack, run_id, timeout=MAX_RUNTIME_S + 120)
     resolved_after = clock()
     reason = run_failure_message(stack, run_id)
 

@@ -162,13 +162,19 @@ class DagsterStack:
                 "DATABASE_URL": f"postgres://{PG_USER}@{PG_HOST}:{pg_port}/{django_db}",
                 "DJANGO_SETTINGS_MODULE": "config.settings.test",
                 "VALIDIBOT_MEDIA_ROOT": str(root / "media"),
-                "VALIDIBOT_EXECUTOR": executor,
+                # "warm": the default run mode (runs inside the workers, no forced executor);
+                # "celery" forces the Celery executor (the celery-executor run mode).
+                **(
+                    {"VALIDIBOT_RUN_MODE": "warm"}
+                    if executor == "warm"
+                    else {"VALIDIBOT_EXECUTOR": executor}
+                ),
                 "VALIDIBOT_TASK_MODULES": ",".join(task_modules),
                 "VALIDIBOT_DOCKER_URL": "unix:///nonexistent/docker.sock",
                 "DAGSTER_DISABLE_TELEMETRY": "1",
             }
         )
-        if executor == "celery":
+        if executor in {"celery", "warm"}:
             env["REDIS_URL"] = redis_url or f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
         env.update(extra_env or {})
         create_database(django_db, pg_port)
@@ -281,7 +287,7 @@ class DagsterStack:
             except OSError:
                 return False
 
-        wait_until(answering, 120, interval=0.5, what=f"dagster-webserver on {url}")
+        wait_until(answering, 300, interval=0.5, what=f"dagster-webserver on {url}")
         return proc, url
 
     @contextlib.contextmanager

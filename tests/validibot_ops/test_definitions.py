@@ -11,6 +11,7 @@ import pytest
 from tests.support.dagster_stack import REPO_ROOT, VENV_BIN
 from validibot.tasks.registry import BACKEND_DAGSTER, BUILTIN_TASKS, MaintenanceTask
 from validibot_ops.definitions import build_definitions
+from validibot_ops.jobs import STOP_MARGIN_SECONDS
 from validibot_ops.ops import task_asset_key
 from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG
 
@@ -26,7 +27,7 @@ def test_every_registry_entry_has_a_matching_job(task: MaintenanceTask):
     assert [node.name for node in job.nodes_in_topological_order] == [task.id]
     assert job.tags[TASK_TAG] == task.id
     assert job.tags[CELERY_QUEUE_TAG] == task.queue
-    assert job.tags[MAX_RUNTIME_TAG] == str(task.hard_time_limit_seconds)
+    assert job.tags[MAX_RUNTIME_TAG] == str(task.hard_time_limit_seconds + STOP_MARGIN_SECONDS)
 
     op_def = job.graph.node_named(task.id).definition
     assert op_def.tags[CELERY_QUEUE_TAG] == task.queue
@@ -163,6 +164,12 @@ def test_the_celery_executor_is_chosen_from_the_environment(monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
     assert executors.executor_kind() == "in_process"
     monkeypatch.setenv("REDIS_URL", "redis://:s3cret@127.0.0.1:6379/0")
+    # With a broker, the default run mode is warm: runs execute inside the workers with the
+    # in-process executor; celery-executor mode (or VALIDIBOT_EXECUTOR=celery) steps out.
+    monkeypatch.delenv("VALIDIBOT_RUN_MODE", raising=False)
+    assert executors.run_mode() == "warm"
+    assert executors.executor_kind() == "in_process"
+    monkeypatch.setenv("VALIDIBOT_RUN_MODE", "celery-executor")
     assert executors.executor_kind() == "celery"
     config = executors.celery_executor_config()
     # URLs stay env references: a broker password never lands in run config or the UI.
