@@ -233,6 +233,14 @@ def _problems(task: MaintenanceTask) -> Iterable[str]:
         yield f"queue {task.queue!r} is not a valid queue name"
 
 
+PURGE_COUNTS: tuple[tuple[str, str], ...] = (
+    ("purged", "rows whose content and stored files were removed (rows stay for audit)"),
+    ("failed", "stored files that could not be deleted; each is queued as a purge retry"),
+    ("skipped_busy", "due rows left alone because a validation run still uses them"),
+    ("batches", "batches processed in this run"),
+)
+"""What both purges count (submissions and outputs share one purge command)."""
+
 BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
     MaintenanceTask(
         id="purge_expired_submissions",
@@ -241,12 +249,7 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         cron="0 * * * *",
         description="Remove the content and stored files of submissions past their retention; "
         "the row stays for audit.",
-        count_descriptions=(
-            ("purged", "rows whose content and stored files were removed (rows stay for audit)"),
-            ("failed", "stored files that could not be deleted; each is queued as a purge retry"),
-            ("skipped_busy", "due rows left alone because a validation run still uses them"),
-            ("batches", "batches processed in this run"),
-        ),
+        count_descriptions=PURGE_COUNTS,
     ),
     MaintenanceTask(
         id="purge_expired_outputs",
@@ -256,12 +259,7 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         # after their run ends, so an hourly purge would keep them up to an hour.
         cron="*/5 * * * *",
         description="Remove the content and stored files of validation outputs past their expiry.",
-        count_descriptions=(
-            ("purged", "rows whose content and stored files were removed (rows stay for audit)"),
-            ("failed", "stored files that could not be deleted; each is queued as a purge retry"),
-            ("skipped_busy", "due rows left alone because a validation run still uses them"),
-            ("batches", "batches processed in this run"),
-        ),
+        count_descriptions=PURGE_COUNTS,
     ),
     MaintenanceTask(
         id="process_purge_retries",
