@@ -6,7 +6,8 @@ import dagster as dg
 
 from validibot.tasks.registry import MaintenanceTask
 from validibot_ops.ops import build_task_op
-from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG
+from validibot.tasks.triggers import MANUAL
+from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG, TRIGGER_TAG
 
 
 def job_tags(task: MaintenanceTask) -> dict[str, str]:
@@ -14,10 +15,13 @@ def job_tags(task: MaintenanceTask) -> dict[str, str]:
 
     ``validibot/task`` is what ``dagster.yaml``'s tag concurrency limit counts (one run per
     task at a time); ``dagster/max_runtime`` lets run monitoring fail a run that outlives the
-    task's hard time limit instead of leaving it ``STARTED`` forever.
+    task's hard time limit instead of leaving it ``STARTED`` forever. ``validibot/trigger``
+    defaults to ``manual`` for runs Dagster creates without one (Launchpad, ``dagster job
+    launch``); the op resolves it (``validibot.tasks.triggers.trigger_of``).
     """
     return {
         TASK_TAG: task.id,
+        TRIGGER_TAG: MANUAL,
         CELERY_QUEUE_TAG: task.queue,
         MAX_RUNTIME_TAG: str(task.hard_time_limit_seconds),
     }
