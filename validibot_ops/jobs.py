@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from validibot.tasks.registry import MaintenanceTask
-from validibot_ops.ops import build_task_op
 from validibot.tasks.triggers import MANUAL
+from validibot_ops.ops import build_task_op
 from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG, TRIGGER_TAG
 
 

@@ -1,4 +1,4 @@
-"""The DockerRunLauncher instance variant is deploy/dagster.yaml (production) plus a launcher, and loads."""
+"""The DockerRunLauncher variant is deploy/dagster.yaml plus a launcher, and loads."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ DEPLOY_TEST_DB = "validibot_deploy"
 def test_variant_is_the_root_instance_plus_a_docker_run_launcher():
     root, variant = load_yaml(ROOT_INSTANCE), load_yaml(LAUNCHER_INSTANCE)
     launcher = variant.pop("run_launcher")
-    assert variant == root, "deploy/dagster.docker-run-launcher.yaml drifted from deploy/dagster.yaml"
+    assert variant == root, (
+        "deploy/dagster.docker-run-launcher.yaml drifted from deploy/dagster.yaml"
+    )
     assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
 
 
