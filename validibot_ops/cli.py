@@ -152,22 +152,24 @@ def supervise(argv: list[str], env: dict[str, str], cwd: Path) -> int:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=0.5)
     if not received:
-        _stop_group(child.pid, graceful=False)  # `dagster dev` died: leave no code server behind
+        _stop_group(child, graceful=False)  # `dagster dev` died: leave no code server behind
         return child.returncode
     print(f"== signal {signal.Signals(received[0]).name}: stopping dagster dev", flush=True)
-    _stop_group(child.pid, graceful=True)
-    child.wait()
+    _stop_group(child, graceful=True)
     return 0
 
 
-def _stop_group(pgid: int, *, graceful: bool) -> None:
+def _stop_group(child: subprocess.Popen, *, graceful: bool) -> None:
     """SIGINT the group, wait for it to empty (bounded), then SIGKILL what is left."""
+    pgid = child.pid
     if graceful:
         _signal_group(pgid, signal.SIGINT)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while _group_alive(pgid) and time.monotonic() < deadline:
+        # poll() reaps the leader: a zombie would keep the group "alive" until the deadline.
+        while (child.poll() is None or _group_alive(pgid)) and time.monotonic() < deadline:
             time.sleep(0.2)
     _signal_group(pgid, signal.SIGKILL)
+    child.wait()
 
 
 def _signal_group(pgid: int, signum: int) -> None:
