@@ -96,7 +96,10 @@ def start_dev(root: Path, *, port: int | None = None) -> DevServer:
         )
     server = DevServer(ManagedProcess("dev", popen, log), port, env, root)
     try:
-        wait_until(lambda: server.repository() is not None, 180, interval=1, what="dev serving")
+        wait_until(lambda: server.repository() is not None, 300, interval=1, what="dev serving")
+    except TimeoutError as exc:
+        server.stop()
+        raise AssertionError(f"{exc}\n--- dev log ---\n{server.proc.log()[-5000:]}") from exc
     except BaseException:
         server.stop()
         raise
