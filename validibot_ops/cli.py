@@ -126,8 +126,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
         *args.dagster_args,
     ]
     print(f"== DAGSTER_HOME={home}: {' '.join(argv[1:])}")
-    print(f"== UI and GraphQL on {url}; for doctor, scheduled_task_status, sync_schedules:")
-    print(f"export VALIDIBOT_DAGSTER_URL={url}", flush=True)
+    print(f"== UI and GraphQL on {url}. In another shell, for the status commands and the CLI:")
+    print(f"export VALIDIBOT_DAGSTER_URL={url}   # doctor, scheduled_task_status, sync_schedules")
+    print(f"export DAGSTER_HOME={home}   # the stock dagster CLI", flush=True)
     # Run from DAGSTER_HOME: `dagster dev` warns about a dagster.yaml in its working directory
     # unless that directory is DAGSTER_HOME (the checkout's root file is only the template).
     return supervise(argv, env, cwd=home)
