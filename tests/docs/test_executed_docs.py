@@ -33,7 +33,7 @@ _BLOCK = re.compile(
     re.DOTALL | re.MULTILINE,
 )
 # What a failed GraphQL call prints although curl exits 0 (checked on blocks calling /graphql).
-_GRAPHQL_ERROR = re.compile(r'"errors":|Error"|"message":|^null$', re.MULTILINE)
+_GRAPHQL_ERROR = re.compile(r'"errors":|"__typename":"\w*Error"|"message":|^null$', re.MULTILINE)
 
 
 @dataclass(frozen=True)
