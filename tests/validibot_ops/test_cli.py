@@ -199,7 +199,7 @@ def test_status_commands_take_the_url_dev_prints(dev):
         [sys.executable, "manage.py", "doctor", "--skip", "redis", "--skip", "workers", "--json"]
     )
     assert "code_location" in doctor.stdout, doctor.stderr
-    checks = {c["name"]: c for c in json.loads(doctor.stdout.strip().splitlines()[-1])}
+    checks = {c["check"]: c for c in json.loads(doctor.stdout.strip().splitlines()[-1])}
     assert checks["code_location"]["status"] == "ok", checks["code_location"]
     assert checks["daemon"]["status"] == "ok", checks["daemon"]
 
