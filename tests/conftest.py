@@ -7,6 +7,17 @@ import pytest
 from tests.support.services import ensure_service
 from validibot.tasks.registry import reset_registry_for_tests
 
+SERVICE_DIRS = ("integration", "faults")
+"""Everything under these folders needs real services: marked so plain ``pytest`` skips it."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the service folders' tests ``services``, so the fast default loop leaves them out."""
+    for item in items:
+        parts = item.path.relative_to(config.rootpath).parts
+        if len(parts) > 1 and parts[0] == "tests" and parts[1] in SERVICE_DIRS:
+            item.add_marker(pytest.mark.services)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_registry():

@@ -15,16 +15,14 @@ that noticed a broken schedule.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+import requests
 
 EMAILS_ENV = "VALIDIBOT_ALERT_EMAILS"
 WEBHOOK_URL_ENV = "VALIDIBOT_ALERT_WEBHOOK_URL"
@@ -82,7 +80,11 @@ class AlertChannel(Protocol):
 
 
 def redact_url(url: str) -> str:
-    """``scheme://host[:port]/path``: no user, password, query string or fragment."""
+    """``scheme://host[:port]/path``: no user, password, query string or fragment.
+
+    Stronger than kombu's ``maybe_sanitize_url`` (used for broker URLs), which masks only the
+    password: webhook URLs (Slack, Teams) carry their secret in the path or query string.
+    """
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     if parts.port:
@@ -114,36 +116,14 @@ class WebhookChannel:
     def send(self, alert: Alert) -> None:
         if urllib.parse.urlsplit(self.url).scheme not in {"http", "https"}:
             raise ValueError("the webhook URL must be http(s)")
-        url, headers = _split_credentials(self.url)
-        request = urllib.request.Request(  # noqa: S310  (scheme checked just above)
-            url,
-            data=json.dumps(alert.payload()).encode(),
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "validibot-alerts",
-                **headers,
-            },
-            method="POST",
+        # requests moves ``user:password@`` in the URL to a Basic auth header by itself.
+        response = requests.post(
+            self.url,
+            json=alert.payload(),
+            headers={"User-Agent": "validibot-alerts"},
+            timeout=self.timeout,
         )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-            if not 200 <= response.status < 300:
-                raise RuntimeError(f"HTTP {response.status}")
-
-
-def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
-    """urllib cannot send ``user:password@host`` URLs; move them to a Basic auth header."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None:
-        return url, {}
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    user = urllib.parse.unquote(parts.username)
-    password = urllib.parse.unquote(parts.password or "")
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {
-        "Authorization": f"Basic {token}"
-    }
+        response.raise_for_status()
 
 
 @dataclass
@@ -253,11 +233,9 @@ def deliver(
 
 
 def _describe_error(exc: BaseException, channel: AlertChannel) -> str:
-    secrets = getattr(channel, "secrets", list)()
-    if isinstance(exc, urllib.error.HTTPError):
-        text = f"HTTP {exc.code} {exc.reason}"
-    elif isinstance(exc, urllib.error.URLError):
-        text = f"URLError: {exc.reason}"
+    secrets: list[str] = getattr(channel, "secrets", list)()
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        text = f"HTTP {exc.response.status_code} {exc.response.reason}"
     else:
         text = f"{type(exc).__name__}: {exc}"
     return _scrub(text, secrets)[:500]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dagster as dg
 
 from validibot.tasks.overrides import load_overrides
-from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks_for_backend
+from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks
 from validibot_ops.commands import check_commands
 from validibot_ops.executors import build_executor
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY, SummaryIOManager
@@ -36,14 +36,18 @@ def _asset_description(task) -> str:
 
 
 def build_definitions() -> dg.Definitions:
-    tasks = get_tasks_for_backend(BACKEND_DAGSTER)
+    """Every task gets a job, whatever its backends: the HTTP trigger (Cloud Scheduler,
+    EventBridge) and the UI launch jobs too. Only tasks with the ``dagster`` backend get a
+    schedule; a ``gcp``-only task is scheduled by Cloud Scheduler through its trigger."""
+    tasks = get_tasks()
     check_commands(tasks)
     overrides = load_overrides(known_ids={t.id for t in tasks})
     executor = build_executor()
     jobs = {task.id: build_task_job(task, executor) for task in tasks}
+    scheduled = [t for t in tasks if BACKEND_DAGSTER in t.backends]
     return dg.Definitions(
         jobs=list(jobs.values()),
-        schedules=[build_task_schedule(t, jobs[t.id], overrides.get(t.id)) for t in tasks],
+        schedules=[build_task_schedule(t, jobs[t.id], overrides.get(t.id)) for t in scheduled],
         sensors=build_sensors(tasks),
         assets=[
             dg.AssetSpec(

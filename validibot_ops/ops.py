@@ -9,6 +9,7 @@ import dagster as dg
 
 from validibot.tasks.registry import MaintenanceTask
 from validibot.tasks.triggers import trigger_of
+from validibot.tasks.vocabulary import OVER_STATUSES
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY
 from validibot_ops.resources import DjangoResource
 from validibot_ops.tags import ASSET_PREFIX, CELERY_QUEUE_TAG, TASK_TAG, TRIGGER_TAG
@@ -49,14 +50,7 @@ def _numeric_counts(summary: dict[str, Any]) -> dict[str, int | float]:
     }
 
 
-FINISHED_RUN_STATUSES = frozenset(
-    {
-        dg.DagsterRunStatus.SUCCESS,
-        dg.DagsterRunStatus.FAILURE,
-        dg.DagsterRunStatus.CANCELED,
-        dg.DagsterRunStatus.CANCELING,
-    }
-)
+FINISHED_RUN_STATUSES = frozenset(dg.DagsterRunStatus(name) for name in OVER_STATUSES)
 
 
 def _refuse_if_run_finished(context: dg.OpExecutionContext, task: MaintenanceTask):

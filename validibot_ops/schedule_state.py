@@ -19,7 +19,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from validibot.tasks.overrides import load_overrides
-from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks_for_backend
+from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks, get_tasks_for_backend
 from validibot.tasks.sync_plan import (
     RUNNING,
     STOPPED,
@@ -98,7 +98,7 @@ def instance_schedules(
 def plan_for(schedules: InstanceSchedules) -> SchedulePlan:
     """The sync plan for the instance's schedules against the registry and overrides."""
     tasks = get_tasks_for_backend(BACKEND_DAGSTER)
-    overrides = load_overrides(known_ids={t.id for t in tasks})
+    overrides = load_overrides(known_ids={t.id for t in get_tasks()})
     return plan_schedules(tasks, schedules.observed(), overrides)
 
 

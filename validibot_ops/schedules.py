@@ -62,15 +62,33 @@ def build_task_schedule(
             tags={TRIGGER_TAG: "schedule"},
         )
 
-    return dg.ScheduleDefinition(
-        name=task.schedule_name,
-        cron_schedule=cron,
-        execution_timezone=task.timezone,
-        job=job,
-        execution_fn=_evaluate,
-        description=description,
-        tags=tags,
-        default_status=(
-            dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED
-        ),
-    )
+    try:
+        return dg.ScheduleDefinition(
+            name=task.schedule_name,
+            cron_schedule=cron,
+            execution_timezone=task.timezone,
+            job=job,
+            execution_fn=_evaluate,
+            description=description,
+            tags=tags,
+            default_status=(
+                dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED
+            ),
+        )
+    except dg.DagsterInvalidDefinitionError as exc:
+        # Dagster's cron check is stricter than croniter's (e.g. "0 0 31 2 *" never fires):
+        # it is the one that counts, so it runs here, and the error names where the cron is.
+        raise ScheduleDefinitionError(f"{cron_source(task, override)}: {exc}") from exc
+
+
+class ScheduleDefinitionError(ValueError):
+    """Dagster refused a task's schedule; the message names the registry entry or the
+    overrides file and key its cron came from."""
+
+
+def cron_source(task: MaintenanceTask, override: ScheduleOverride | None) -> str:
+    """Where the schedule's cron was written: the overrides file and key, or the registry."""
+    if override is not None and override.cron is not None:
+        where = override.source or "the incident overrides file"
+        return f"{where}: task {task.id!r}: key 'cron' ({override.cron!r})"
+    return f"scheduled task {task.id!r} (registry entry): cron {task.cron!r}"

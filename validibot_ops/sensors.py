@@ -27,6 +27,7 @@ from typing import Any
 
 import dagster as dg
 
+from validibot.tasks import vocabulary
 from validibot.tasks.health import classify, grace_intervals_from_env
 from validibot.tasks.overrides import load_overrides
 from validibot.tasks.registry import MaintenanceTask
@@ -50,11 +51,7 @@ RUN_FAILURE_INTERVAL_SECONDS = 15
 SUCCESS_LOOKBACK = 20
 """How many recent successful runs to scan for one that was not a dry run."""
 
-FINISHED_STATUSES = [
-    dg.DagsterRunStatus.SUCCESS,
-    dg.DagsterRunStatus.FAILURE,
-    dg.DagsterRunStatus.CANCELED,
-]
+FINISHED_STATUSES = [dg.DagsterRunStatus(name) for name in sorted(vocabulary.FINISHED_STATUSES)]
 
 Clock = Callable[[], datetime]
 
@@ -134,7 +131,8 @@ def _finished_at(record: dg.RunRecord) -> datetime:
 
 
 def _is_dry_run(run: dg.DagsterRun, task_id: str) -> bool:
-    ops = (run.run_config or {}).get("ops") or {}
+    config: dict[str, Any] = dict(run.run_config or {})
+    ops: dict[str, Any] = config.get("ops") or {}
     return bool(((ops.get(task_id) or {}).get("config") or {}).get("dry_run"))
 
 

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import environ
 
+from validibot.core.settings_check import check_environment
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -80,22 +82,29 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=1)
 
 # --- Scheduled maintenance: time limits, retention windows, thresholds, batch sizes ---
+# Every VALIDIBOT_* variable is checked once, here, against the table in
+# validibot/core/settings_check.py (type, range, format). A bad value never stops this module
+# from loading: the setting becomes an InvalidSetting, its message goes to
+# VALIDIBOT_SETTINGS_ERRORS, and only what reads it refuses to start (that task's command, the
+# trigger), naming the variable. `manage.py doctor` lists every invalid one.
 # The default per-task time limits (VALIDIBOT_TASK_SOFT/HARD_TIME_LIMIT_SECONDS) are read by
 # the registry itself, which Dagster loads without Django: see validibot/tasks/registry.py.
-VALIDIBOT_PURGE_BATCH_SIZE = env.int("VALIDIBOT_PURGE_BATCH_SIZE", default=100)
-VALIDIBOT_PURGE_MAX_BATCHES = env.int("VALIDIBOT_PURGE_MAX_BATCHES", default=10)
-VALIDIBOT_PURGE_RETRY_BATCH_SIZE = env.int("VALIDIBOT_PURGE_RETRY_BATCH_SIZE", default=50)
-VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS = env.int("VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS", default=5)
-VALIDIBOT_PURGE_RETRY_BASE_SECONDS = env.int("VALIDIBOT_PURGE_RETRY_BASE_SECONDS", default=300)
-VALIDIBOT_PURGE_RETRY_MAX_SECONDS = env.int("VALIDIBOT_PURGE_RETRY_MAX_SECONDS", default=3600)
-VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES = env.int("VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES", default=30)
-VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS = env.int("VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS", default=24)
-VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS = env.int(
-    "VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS", default=30
+_checked = check_environment()
+VALIDIBOT_SETTINGS_ERRORS = _checked.errors
+VALIDIBOT_PURGE_BATCH_SIZE = _checked.env("VALIDIBOT_PURGE_BATCH_SIZE")
+VALIDIBOT_PURGE_MAX_BATCHES = _checked.env("VALIDIBOT_PURGE_MAX_BATCHES")
+VALIDIBOT_PURGE_RETRY_BATCH_SIZE = _checked.env("VALIDIBOT_PURGE_RETRY_BATCH_SIZE")
+VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS = _checked.env("VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS")
+VALIDIBOT_PURGE_RETRY_BASE_SECONDS = _checked.env("VALIDIBOT_PURGE_RETRY_BASE_SECONDS")
+VALIDIBOT_PURGE_RETRY_MAX_SECONDS = _checked.env("VALIDIBOT_PURGE_RETRY_MAX_SECONDS")
+VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES = _checked.env("VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES")
+VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS = _checked.env("VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS")
+VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS = _checked.env(
+    "VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS"
 )
-VALIDIBOT_CLEANUP_BATCH_SIZE = env.int("VALIDIBOT_CLEANUP_BATCH_SIZE", default=1000)
-VALIDIBOT_CONTAINER_GRACE_SECONDS = env.int("VALIDIBOT_CONTAINER_GRACE_SECONDS", default=300)
-VALIDIBOT_DOCKER_URL = env("VALIDIBOT_DOCKER_URL", default="")
+VALIDIBOT_CLEANUP_BATCH_SIZE = _checked.env("VALIDIBOT_CLEANUP_BATCH_SIZE")
+VALIDIBOT_CONTAINER_GRACE_SECONDS = _checked.env("VALIDIBOT_CONTAINER_GRACE_SECONDS")
+VALIDIBOT_DOCKER_URL = _checked.env("VALIDIBOT_DOCKER_URL")
 
 LOGGING = {
     "version": 1,
@@ -106,16 +115,17 @@ LOGGING = {
 
 # --- Operator surfaces: the Dagster GraphQL client and the authenticated HTTP trigger ---
 # The Dagster webserver the GraphQL client (sync_schedules, the HTTP trigger) talks to.
-VALIDIBOT_DAGSTER_URL = env("VALIDIBOT_DAGSTER_URL", default="http://127.0.0.1:3000")
+VALIDIBOT_DAGSTER_URL = _checked.env("VALIDIBOT_DAGSTER_URL")
 # Where people open the UI, when it differs from the internal URL (run links in API answers).
-VALIDIBOT_DAGSTER_UI_URL = env("VALIDIBOT_DAGSTER_UI_URL", default="") or VALIDIBOT_DAGSTER_URL
+VALIDIBOT_DAGSTER_UI_URL = _checked.env("VALIDIBOT_DAGSTER_UI_URL") or VALIDIBOT_DAGSTER_URL
 # POST /api/v1/scheduled/<id>/ bearer tokens. No default anywhere: with neither set, the
 # endpoint answers 503 "trigger disabled" (never open). The global token may trigger every
 # task; VALIDIBOT_TRIGGER_TASK_TOKENS="task_id=token,other_id=token2" scopes a token to one
-# task (another task answers 403). Generate with `python -c "import secrets;
+# task (another task answers 403); an entry without "=" makes the trigger answer 503 naming
+# the variable, never every command fail. Generate with `python -c "import secrets;
 # print(secrets.token_urlsafe(32))"`.
-VALIDIBOT_TRIGGER_TOKEN = env("VALIDIBOT_TRIGGER_TOKEN", default="")
-VALIDIBOT_TRIGGER_TASK_TOKENS = env.dict("VALIDIBOT_TRIGGER_TASK_TOKENS", default={})
+VALIDIBOT_TRIGGER_TOKEN = _checked.env("VALIDIBOT_TRIGGER_TOKEN")
+VALIDIBOT_TRIGGER_TASK_TOKENS = _checked.env("VALIDIBOT_TRIGGER_TASK_TOKENS")
 # Public base URL of this Django service, used by `sync_schedules --backend=gcp` for the
 # Cloud Scheduler HTTP targets.
-VALIDIBOT_TRIGGER_BASE_URL = env("VALIDIBOT_TRIGGER_BASE_URL", default="")
+VALIDIBOT_TRIGGER_BASE_URL = _checked.env("VALIDIBOT_TRIGGER_BASE_URL")

@@ -10,7 +10,6 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DEBUG = False
 
-# Operator surfaces: the trigger tokens are secrets with no default here either: unset means
-# the HTTP trigger answers 503 (disabled), it never falls back to a shared value.
-VALIDIBOT_TRIGGER_TOKEN = env("VALIDIBOT_TRIGGER_TOKEN", default="")
-VALIDIBOT_TRIGGER_TASK_TOKENS = env.dict("VALIDIBOT_TRIGGER_TASK_TOKENS", default={})
+# Operator surfaces: the trigger tokens (read and checked in base.py) are secrets with no
+# default there either: unset means the HTTP trigger answers 503 (disabled), it never falls
+# back to a shared value.

@@ -11,6 +11,8 @@ import pytest
 
 from tests.support.services import postgres_url
 
+pytestmark = pytest.mark.subprocess  # runs the bench scripts as an operator would
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 SMOKE_DATABASE = "validibot_bench_smoke"  # not the bench's own database: a real run may be going

@@ -207,6 +207,7 @@ def test_every_referenced_file_exists_in_the_project(services, overlay, app_serv
                     assert (ROOT / host_path).exists(), f"{name} mounts missing {host_path}"
 
 
+@pytest.mark.subprocess
 def test_every_command_and_subcommand_answers_help(app_services):
     """Runs ``--help`` for each distinct program/subcommand, so a renamed CLI fails here."""
     helps = {tuple(h) for _, args in app_argvs(app_services) if (h := help_argv(args))}

@@ -14,7 +14,7 @@ import yaml
 from tests.support.dagster_stack import REPO_ROOT, VENV_BIN, ManagedProcess, free_port
 from tests.support.services import wait_until
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.subprocess, pytest.mark.timeout(120)]
 
 
 def test_gunicorn_serves_the_trigger_api_and_it_requires_a_token(tmp_path):

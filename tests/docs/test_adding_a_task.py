@@ -15,7 +15,7 @@ DOC = ROOT / "docs" / "adding-a-task.md"
 FILE_BLOCK = re.compile(r"<!-- file: (?P<path>\S+) -->\n```python\n(?P<body>.*?)```", re.DOTALL)
 RUN_BLOCK = re.compile(r"<!-- run -->\n```bash\n(?P<body>.*?)```", re.DOTALL)
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.subprocess, pytest.mark.timeout(300)]
 
 
 def test_the_downstream_example_works_as_written(tmp_path):

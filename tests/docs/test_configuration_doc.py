@@ -79,3 +79,17 @@ def test_the_task_table_in_architecture_md_matches_the_registry():
         for t in BUILTIN_TASKS
     ]
     assert rows == expected
+
+
+def test_the_file_map_in_architecture_md_matches_the_tree():
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    block = text.split("<!-- file-map -->")[1].split("<!-- /file-map -->")[0]
+    mapped = {
+        line.split("`")[1].rstrip("/") for line in block.splitlines() if line.startswith("| `")
+    }
+    apps = {
+        f"validibot/{p.name}"
+        for p in (ROOT / "validibot").iterdir()
+        if (p / "__init__.py").exists()
+    }
+    assert apps | {"validibot_ops"} == mapped

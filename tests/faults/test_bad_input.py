@@ -86,6 +86,11 @@ REGISTRY_CASES = {
         ' timezone="Mars/Olympus_Mons"))',
         "Mars/Olympus_Mons",
     ),
+    "registry entry with a cron only croniter accepts (issue 15 D8)": (
+        "fault_feb_31",
+        'register(T(id="fault_feb_31", name="x", command="noop_task", cron="0 0 31 2 *"))',
+        "scheduled task 'fault_feb_31' (registry entry): cron '0 0 31 2 *'",
+    ),
     "registry entry with a duplicate id": (
         "fault_duplicate",
         'register(T(id="clear_sessions", name="again", command="noop_task", cron="0 * * * *"))',
@@ -105,6 +110,11 @@ OVERRIDE_CASES = {
         "cron.json",
         '{"clear_sessions": {"cron": "every day"}}',
         "every day",
+    ),
+    "overrides with a cron only croniter accepts (issue 15 D8)": (
+        "feb31.json",
+        '{"clear_sessions": {"cron": "0 0 31 2 *"}}',
+        "feb31.json: task 'clear_sessions': key 'cron' ('0 0 31 2 *')",
     ),
 }
 
@@ -238,4 +248,101 @@ def test_graphql_launches_of_unknown_jobs_or_bad_config_are_refused(fault_stack)
     assert raw["__typename"] == "PipelineNotFoundError", raw
     assert "no_such_task" in str(not_found.value) and "no_such_task" in raw["message"]
     assert "extra_args" in str(bad_config.value)
+    assert changed == 0
+
+
+# (variables, the command they must refuse, the message naming the variable)
+BAD_SETTINGS = {
+    "VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES=0 (D3)": (
+        {"VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES": "0"},
+        "cleanup_stuck_runs",
+        "VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES='0' is invalid: expected a whole number of minutes",
+    ),
+    "VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS=0 (D3)": (
+        {"VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS": "0"},
+        "cleanup_callback_receipts",
+        "VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS='0' is invalid",
+    ),
+    "VALIDIBOT_PURGE_RETRY_BASE_SECONDS=0 (D4)": (
+        {"VALIDIBOT_PURGE_RETRY_BASE_SECONDS": "0"},
+        "process_purge_retries",
+        "VALIDIBOT_PURGE_RETRY_BASE_SECONDS='0' is invalid",
+    ),
+    "VALIDIBOT_PURGE_MAX_BATCHES=-1 (D4)": (
+        {"VALIDIBOT_PURGE_MAX_BATCHES": "-1"},
+        "purge_expired_submissions",
+        "VALIDIBOT_PURGE_MAX_BATCHES='-1' is invalid: expected a whole number >= 0",
+    ),
+    "VALIDIBOT_PURGE_BATCH_SIZE=abc (D9)": (
+        {"VALIDIBOT_PURGE_BATCH_SIZE": "abc"},
+        "purge_expired_outputs",
+        "VALIDIBOT_PURGE_BATCH_SIZE='abc' is invalid: expected a whole number >= 1",
+    ),
+    "VALIDIBOT_TASK_SOFT_TIME_LIMIT_SECONDS=abc (D9)": (
+        {"VALIDIBOT_TASK_SOFT_TIME_LIMIT_SECONDS": "abc"},
+        "clear_sessions",
+        "VALIDIBOT_TASK_SOFT_TIME_LIMIT_SECONDS='abc' is invalid",
+    ),
+    "VALIDIBOT_SCHEDULE_TIMEZONE=Mars/Olympus_Mons (D9)": (
+        {"VALIDIBOT_SCHEDULE_TIMEZONE": "Mars/Olympus_Mons"},
+        "cleanup_stuck_runs",
+        "VALIDIBOT_SCHEDULE_TIMEZONE='Mars/Olympus_Mons' is invalid: expected an IANA timezone",
+    ),
+}
+
+
+def row_digests(stack) -> set[tuple[str, str]]:
+    """(table, md5 of the row) for every row of the Django database: an edit shows too."""
+    tables = [t for (t,) in stack.sql("select tablename from pg_tables where schemaname='public'")]
+    return {
+        (table, digest)
+        for table in tables
+        # Table names come from pg_tables, not from input.
+        for (digest,) in stack.sql(f'select md5(t::text) from "{table}" t')  # noqa: S608
+    }
+
+
+def test_bad_settings_refuse_their_task_naming_the_variable_and_change_nothing(seeded):
+    """Issue 15 D3/D4/D9: the values the audit set exited 0 "completed" (timing out live runs,
+    deleting every receipt, hot-looping retries, purging nothing) or broke every command."""
+    stack = seeded
+    before = row_digests(stack)
+    failures = []
+    for label, (env, command, needle) in BAD_SETTINGS.items():
+        result = stack.run_cli([sys.executable, "manage.py", command], timeout=120, env=env)
+        rejected = result.returncode == 1 and f"{command}: refused: {needle}" in result.stderr
+        changed = len(before ^ row_digests(stack))
+        figures.bad_input(
+            f"`{label}` then `manage.py {command}`",
+            rejected=rejected,
+            error=f"exit {result.returncode}: {result.stderr.strip().splitlines()[-1:]}",
+            rows_changed=changed,
+        )
+        if not rejected or changed:
+            failures.append((label, result.returncode, changed, result.stderr[-500:]))
+    assert not failures, failures
+
+
+def test_a_token_map_without_equals_breaks_no_command(seeded):
+    """Issue 15 D9: ``VALIDIBOT_TRIGGER_TASK_TOKENS=clear_sessions`` made every manage.py
+    command fail ("dictionary update sequence element #0 has length 1"). Now commands run and
+    ``doctor`` names the variable (the trigger answers 503 naming it: tests/validibot/)."""
+    stack = seeded
+    env = {"VALIDIBOT_TRIGGER_TASK_TOKENS": "clear_sessions"}
+    before = row_digests(stack)
+    other = stack.run_cli([sys.executable, "manage.py", "clear_sessions", "--dry-run"], env=env)
+    skip = [f"--skip={c}" for c in ("redis", "workers", "code_location", "daemon", "schedules")]
+    doctor = stack.run_cli([sys.executable, "manage.py", "doctor", *skip], env=env)
+    changed = len(before ^ row_digests(stack))
+    named = "VALIDIBOT_TRIGGER_TASK_TOKENS=<hidden> is invalid (entry 1 has no '=')"
+    rejected = other.returncode == 0 and doctor.returncode == 1 and named in doctor.stdout
+    figures.bad_input(
+        "`VALIDIBOT_TRIGGER_TASK_TOKENS=clear_sessions` (other commands run; `doctor` names it)",
+        rejected=rejected,
+        error=f"clear_sessions exit {other.returncode}; doctor exit {doctor.returncode}: {named}",
+        rows_changed=changed,
+    )
+    assert other.returncode == 0, other.stderr[-1000:]
+    assert doctor.returncode == 1 and named in doctor.stdout, doctor.stdout + doctor.stderr
+    assert "dictionary update sequence" not in other.stderr + doctor.stderr
     assert changed == 0

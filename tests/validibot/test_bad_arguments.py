@@ -79,6 +79,7 @@ def test_bad_argument_is_a_clear_command_error_and_touches_nothing(
         ["cleanup_idempotency_keys", "--max-batches", "x"],
     ],
 )
+@pytest.mark.subprocess
 def test_bad_argument_exits_non_zero_from_the_shell(argv):
     result = subprocess.run(
         [sys.executable, "manage.py", *argv],

@@ -23,7 +23,7 @@ from tests.support.dev_server import DevServer, bare_env, start_dev
 from tests.support.services import wait_until
 from validibot.tasks.registry import BUILTIN_TASKS
 
-pytestmark = [pytest.mark.services, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.services, pytest.mark.subprocess, pytest.mark.timeout(900)]
 
 REPOSITORY_LABEL = "__repository__@validibot_ops"
 """The hidden `.dagster/repository` tag the UI's job pages filter runs on."""

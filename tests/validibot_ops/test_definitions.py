@@ -78,7 +78,9 @@ def test_a_disabled_task_gets_a_stopped_schedule(monkeypatch):
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
 
 
-def test_a_gcp_only_task_gets_no_dagster_job():
+def test_a_gcp_only_task_gets_a_job_but_no_schedule():
+    """Issue 15 D7: Cloud Scheduler triggers a gcp-only task over HTTP, which launches its
+    job; without a job every trigger answered 503 forever. Dagster itself never schedules it."""
     from validibot.tasks.registry import register
 
     register(
@@ -90,10 +92,28 @@ def test_a_gcp_only_task_gets_no_dagster_job():
             backends=frozenset({"gcp"}),
         )
     )
-    names = {job.name for job in build_definitions().resolve_all_job_defs()}
-    assert "gcp_only_example" not in names
+    defs = build_definitions()
+    job = defs.resolve_job_def("gcp_only_example")
+    assert job.tags[TASK_TAG] == "gcp_only_example"
+    schedules = {s.name for s in defs.schedules}
+    assert "gcp_only_example_schedule" not in schedules
+    assert "clear_sessions_schedule" in schedules  # the dagster-backend tasks keep theirs
 
 
+def test_a_registry_cron_dagster_refuses_names_the_entry():
+    """Issue 15 D8: croniter accepts "0 0 31 2 *" (it never fires); Dagster does not. The code
+    location refuses it at load, naming the registry entry, before any schedule exists."""
+    from validibot.tasks.registry import register
+    from validibot_ops.schedules import ScheduleDefinitionError
+
+    register(MaintenanceTask(id="feb_31", name="Never", command="noop_task", cron="0 0 31 2 *"))
+    with pytest.raises(ScheduleDefinitionError) as refused:
+        build_definitions()
+    assert "scheduled task 'feb_31' (registry entry): cron '0 0 31 2 *'" in str(refused.value)
+    assert "invalid cron schedule" in str(refused.value)  # Dagster's own words follow
+
+
+@pytest.mark.subprocess
 def test_loading_definitions_sets_up_no_django_and_opens_no_database():
     """Webserver and `definitions validate` load the module: no ORM, no connection."""
     code = (
@@ -116,6 +136,7 @@ def test_loading_definitions_sets_up_no_django_and_opens_no_database():
     assert int(result.stdout.strip()) >= len(BUILTIN_TASKS)
 
 
+@pytest.mark.subprocess
 def test_dagster_definitions_validate_passes(tmp_path):
     # DAGSTER_HOME is set so the check never touches the checkout's own instance.
     result = subprocess.run(

@@ -167,6 +167,9 @@ def test_an_override_file_retimes_and_pauses_schedules_and_says_so(tmp_path, mon
         ('{"clear_sessions": {"enabled": "no"}}', ".json", "enabled must be true or false"),
         ('{"clear_sessions": {"when": "now"}}', ".json", "unknown field"),
         ('{"clear_sessions": {}}', ".json", "sets neither cron nor enabled"),
+        ('{"clear_sessions": ["enabled"]}', ".json", "expected a mapping with cron and/or"),
+        ('{"clear_sessions": {"cron": 5}}', ".json", "cron 5 is not a valid five-field cron"),
+        ("[1, 2]", ".json", "expected a mapping of task id"),
     ],
 )
 def test_a_bad_override_file_fails_the_load_naming_file_and_problem(
@@ -178,6 +181,21 @@ def test_a_bad_override_file_fails_the_load_naming_file_and_problem(
     with pytest.raises(OverridesError, match=message) as excinfo:
         build_definitions()
     assert str(path) in str(excinfo.value)
+
+
+def test_an_override_cron_dagster_refuses_names_the_file_and_key(tmp_path, monkeypatch):
+    """Issue 15 D8: the project's croniter check passes "0 0 31 2 *"; Dagster's does not. The
+    load fails naming the overrides file, the task and the key, with Dagster's reason."""
+    from validibot_ops.schedules import ScheduleDefinitionError
+
+    path = tmp_path / "overrides.yaml"
+    path.write_text("clear_sessions:\n  cron: '0 0 31 2 *'\n  reason: INC-9\n")
+    monkeypatch.setenv(OVERRIDES_ENV, str(path))
+    with pytest.raises(ScheduleDefinitionError) as refused:
+        build_definitions()
+    message = str(refused.value)
+    assert message.startswith(f"{path}: task 'clear_sessions': key 'cron' ('0 0 31 2 *')")
+    assert "invalid cron schedule" in message
 
 
 def test_a_missing_override_file_is_an_error_not_silence(tmp_path, monkeypatch):

@@ -112,7 +112,7 @@ def delivery_spy(monkeypatch) -> DeliverySpy:
 
 
 @pytest.fixture
-def test_tasks():
+def sensor_defs():
     for task in (*TEST_TASKS, HOURLY):
         register(task)
     return build_definitions()
@@ -144,8 +144,8 @@ class Ticker:
 # -- the dead man's switch -------------------------------------------------------------------
 
 
-def test_both_sensors_are_generated_and_running_by_default(test_tasks):
-    by_name = {s.name: s for s in test_tasks.sensors}
+def test_both_sensors_are_generated_and_running_by_default(sensor_defs):
+    by_name = {s.name: s for s in sensor_defs.sensors}
     assert set(by_name) == {sensors.DEAD_MANS_SWITCH_NAME, sensors.RUN_FAILURE_SENSOR_NAME}
     for sensor in by_name.values():
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
@@ -153,13 +153,13 @@ def test_both_sensors_are_generated_and_running_by_default(test_tasks):
 
 
 def test_a_late_task_alerts_once_across_ticks_and_a_success_clears_it(
-    test_tasks, alert_env, webhook, delivery_spy, monkeypatch
+    sensor_defs, alert_env, webhook, delivery_spy, monkeypatch
 ):
     """test_noop fires every minute; a grace of 0.05 intervals (3 s) makes its success late."""
     monkeypatch.setenv(GRACE_ENV, "0.05")
     noop = next(t for t in TEST_TASKS if t.id == "test_noop")
     with dg.instance_for_test() as instance:
-        first = _run(test_tasks, "test_noop", instance)
+        first = _run(sensor_defs, "test_noop", instance)
         assert first.success
         ticker = Ticker(sensors.build_dead_mans_switch_sensor([noop]), instance)
         assert ticker.tick().skip_message.startswith("watched 1, alerted 0")
@@ -182,7 +182,7 @@ def test_a_late_task_alerts_once_across_ticks_and_a_success_clears_it(
         assert alert_env[0].to == ["ops@example.com", "oncall@example.com"]
         assert "test_noop" in alert_env[0].subject
 
-        second = _run(test_tasks, "test_noop", instance)
+        second = _run(sensor_defs, "test_noop", instance)
         assert second.success
         assert "cleared 1" in ticker.tick().skip_message
         ticker.tick()
@@ -194,11 +194,11 @@ def test_a_late_task_alerts_once_across_ticks_and_a_success_clears_it(
         assert [a.kind for a in delivery_spy.alerts] == ["late", "recovered"]
 
 
-def test_a_dry_run_success_does_not_count_as_a_success(test_tasks, monkeypatch):
+def test_a_dry_run_success_does_not_count_as_a_success(sensor_defs, monkeypatch):
     monkeypatch.setenv(GRACE_ENV, "0.05")
     with dg.instance_for_test() as instance:
-        real = _run(test_tasks, "test_noop", instance)
-        job = test_tasks.resolve_job_def("test_noop")
+        real = _run(sensor_defs, "test_noop", instance)
+        job = sensor_defs.resolve_job_def("test_noop")
         dry = job.execute_in_process(
             instance=instance,
             run_config={**QUIET, "ops": {"test_noop": {"config": {"dry_run": True}}}},
@@ -210,7 +210,7 @@ def test_a_dry_run_success_does_not_count_as_a_success(test_tasks, monkeypatch):
 
 
 def test_a_task_that_never_succeeds_alerts_once_its_grace_passes_after_the_watch_began(
-    test_tasks, alert_env, webhook
+    sensor_defs, alert_env, webhook
 ):
     now = {"t": datetime(2026, 5, 1, 12, 0, tzinfo=UTC)}
     sensor = sensors.build_dead_mans_switch_sensor([HOURLY], clock=lambda: now["t"])
@@ -227,7 +227,7 @@ def test_a_task_that_never_succeeds_alerts_once_its_grace_passes_after_the_watch
     assert "no successful run yet" in webhook.received[0]["error"]
 
 
-def test_disabled_tasks_are_not_watched(test_tasks, alert_env, webhook):
+def test_disabled_tasks_are_not_watched(sensor_defs, alert_env, webhook):
     disabled = [t for t in TEST_TASKS if not t.enabled]
     now = {"t": datetime(2026, 5, 1, 12, 0, tzinfo=UTC)}
     sensor = sensors.build_dead_mans_switch_sensor(disabled, clock=lambda: now["t"])
@@ -252,14 +252,14 @@ def test_an_override_that_pauses_a_schedule_pauses_its_switch(monkeypatch, tmp_p
 
 
 def test_each_failed_run_sends_one_alert_with_its_run_id(
-    test_tasks, alert_env, webhook, delivery_spy
+    sensor_defs, alert_env, webhook, delivery_spy
 ):
-    failure_sensor = test_tasks.resolve_sensor_def(sensors.RUN_FAILURE_SENSOR_NAME)
+    failure_sensor = sensor_defs.resolve_sensor_def(sensors.RUN_FAILURE_SENSOR_NAME)
     with dg.instance_for_test() as instance:
         ticker = Ticker(failure_sensor, instance)
         ticker.tick()  # the first tick only places the cursor
-        ok = _run(test_tasks, "test_noop", instance)
-        failed = [_run(test_tasks, "test_always_fail", instance) for _ in range(2)]
+        ok = _run(sensor_defs, "test_noop", instance)
+        failed = [_run(sensor_defs, "test_always_fail", instance) for _ in range(2)]
         assert ok.success and not any(r.success for r in failed)
         ticker.tick()
         ticker.tick()
@@ -276,11 +276,11 @@ def test_each_failed_run_sends_one_alert_with_its_run_id(
     assert all(all(d.ok for d in results) for _, results in delivery_spy.calls)
 
 
-def test_the_failure_sensor_can_be_invoked_on_one_failure_event(test_tasks, webhook, monkeypatch):
+def test_the_failure_sensor_can_be_invoked_on_one_failure_event(sensor_defs, webhook, monkeypatch):
     monkeypatch.setenv(alerts.WEBHOOK_URL_ENV, webhook.url)
-    failure_sensor = test_tasks.resolve_sensor_def(sensors.RUN_FAILURE_SENSOR_NAME)
+    failure_sensor = sensor_defs.resolve_sensor_def(sensors.RUN_FAILURE_SENSOR_NAME)
     with dg.instance_for_test() as instance:
-        result = _run(test_tasks, "test_always_fail", instance)
+        result = _run(sensor_defs, "test_always_fail", instance)
         context = dg.build_run_status_sensor_context(
             sensor_name=sensors.RUN_FAILURE_SENSOR_NAME,
             dagster_event=result.get_run_failure_event(),
@@ -300,14 +300,14 @@ def test_the_failure_sensor_can_be_invoked_on_one_failure_event(test_tasks, webh
     ("status", "delay", "expected"), [(500, 0.0, "HTTP 500"), (204, 2.0, "timed out")]
 )
 def test_a_failing_webhook_is_logged_and_the_sensor_still_returns(
-    test_tasks, alert_env, webhook, delivery_spy, status, delay, expected
+    sensor_defs, alert_env, webhook, delivery_spy, status, delay, expected
 ):
     webhook.status, webhook.delay = status, delay
-    failure_sensor = test_tasks.resolve_sensor_def(sensors.RUN_FAILURE_SENSOR_NAME)
+    failure_sensor = sensor_defs.resolve_sensor_def(sensors.RUN_FAILURE_SENSOR_NAME)
     with dg.instance_for_test() as instance:
         ticker = Ticker(failure_sensor, instance)
         ticker.tick()
-        failed = _run(test_tasks, "test_always_fail", instance)
+        failed = _run(sensor_defs, "test_always_fail", instance)
         started = time.monotonic()
         ticker.tick()  # returns normally
         elapsed = time.monotonic() - started
@@ -359,7 +359,7 @@ def test_an_unreachable_webhook_is_a_logged_failure():
     alert = alerts.Alert(kind="late", task="t", status="LATE", summary="t is late")
     log = SpyLog()
     [_, result] = alerts.deliver(alert, [channel], log)
-    assert not result.ok and "URLError" in result.detail
+    assert not result.ok and "Connection refused" in result.detail
     assert log.lines[-1][0] == "warning"
 
 

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
+from validibot.core.settings_check import task_setting_errors
 from validibot.tasks.registry import get_task
 
 SUMMARY_KEYS = ("task", "status", "dry_run", "counts", "duration_s")
@@ -129,6 +130,7 @@ class MaintenanceCommand(BaseCommand):
         raise NotImplementedError
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self._refuse_invalid_settings()
         self._recheck_typed_options(options)
         self.check_options(options)
         self.dry_run: bool = options["dry_run"]
@@ -143,6 +145,14 @@ class MaintenanceCommand(BaseCommand):
             self.emit_summary("failed", started, error=f"{type(exc).__name__}: {exc}")
             raise CommandError(f"{self.summary_name()} failed: {exc}") from exc
         self.emit_summary("completed", started)
+
+    def _refuse_invalid_settings(self) -> None:
+        """A setting this task reads is invalid: refuse before touching anything, naming it
+        (settings are checked at start-up; see validibot/core/settings_check.py)."""
+        extra = (self.batch_size_setting, self.max_batches_setting)
+        problems = task_setting_errors(self.summary_name(), extra)
+        if problems:
+            raise CommandError(f"{self.summary_name()}: refused: {'; '.join(problems)}")
 
     def _recheck_typed_options(self, options: dict[str, Any]) -> None:
         """Validate integer options again: ``call_command(cmd, days=-5)`` skips argparse types."""

@@ -28,13 +28,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-TASK_TAG = "validibot/task"
-TRIGGER_TAG = "validibot/trigger"
-OVERRIDE_TAG = "validibot/override"
-"""Copies of ``validibot_ops.tags`` (this module must not import the Dagster side)."""
+from validibot.tasks.vocabulary import (
+    FINISHED_STATUSES,
+    OVERRIDE_TAG,
+    TASK_TAG,
+    TRIGGER_TAG,
+)
 
 DEFAULT_URL = "http://127.0.0.1:3000"
-FINISHED_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 
 
 class DagsterClientError(Exception):
@@ -463,7 +464,11 @@ class DagsterClient:
 
     def recent_runs(self, task_id: str, limit: int = 10) -> list[RunInfo]:
         """The task's latest runs, newest first, whatever started them."""
-        run_filter = {"tags": [{"key": TASK_TAG, "value": task_id}]}
+        return self.runs_tagged({TASK_TAG: task_id}, limit)
+
+    def runs_tagged(self, tags: Mapping[str, str], limit: int = 10) -> list[RunInfo]:
+        """The latest runs carrying every one of ``tags``, newest first."""
+        run_filter = {"tags": [{"key": k, "value": v} for k, v in tags.items()]}
         data = self.execute(_RUNS_QUERY, {"filter": run_filter, "limit": limit})
         return [_run(r) for r in self._result(data, "runsOrError", "Runs")["results"]]
 

@@ -23,9 +23,11 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from validibot.tasks.registry import MaintenanceTask, iter_fire_times
+from validibot.tasks.vocabulary import FAILED_STATUSES
 
 GRACE_ENV = "VALIDIBOT_ALERT_GRACE_INTERVALS"
 DEFAULT_GRACE_INTERVALS = 2.0
@@ -38,7 +40,6 @@ NEVER_RUN = "never_run"
 STATES = (HEALTHY, LATE, FAILING, DISABLED, NEVER_RUN)
 """Every value :attr:`TaskHealth.state` can take."""
 
-FAILED_RUN_STATUSES = frozenset({"FAILURE", "FAILED", "ERROR"})
 """Run statuses (any case) that count as a failed last run. CANCELED is an operator's choice,
 not a failure, so it does not make a task *failing* (it still does not count as a success)."""
 
@@ -184,7 +185,7 @@ def classify(
     interval = task_expected_interval(task)
     grace = interval * grace_intervals
     status = (last_run_status or "").upper() or None
-    facts = {
+    facts: dict[str, Any] = {
         "task_id": task.id,
         "expected_interval": interval,
         "grace": grace,
@@ -210,7 +211,7 @@ def _state_and_reason(
     overdue: bool,
 ) -> tuple[str, str]:
     since = f"last success {_fmt(last_success_at)}" if last_success_at else "no successful run yet"
-    if status in FAILED_RUN_STATUSES and (
+    if status in FAILED_STATUSES and (
         last_success_at is None or last_run_at is None or last_run_at >= last_success_at
     ):
         late = f"; overdue since {_fmt(deadline)}" if overdue else ""

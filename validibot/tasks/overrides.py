@@ -7,7 +7,9 @@ a new ``cron`` and/or ``enabled``::
 
 The Dagster code location applies it when it loads (reload the code location to apply an
 edit); ``sync_schedules --check`` reports every override as drift until it is removed, so an
-incident change cannot quietly become permanent. Pure Python, like the registry.
+incident change cannot quietly become permanent. Pure Python and pydantic, like the registry
+(no Django, no Dagster). Dagster's own cron check, stricter than croniter's, runs where the
+code location builds the schedule (``validibot_ops/schedules.py``) and names this file too.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from croniter import croniter
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 OVERRIDES_ENV = "VALIDIBOT_SCHEDULE_OVERRIDES"
-_ALLOWED_KEYS = frozenset({"cron", "enabled", "reason"})
 
 
 class OverridesError(ValueError):
@@ -35,6 +38,8 @@ class ScheduleOverride:
     cron: str | None = None
     enabled: bool | None = None
     reason: str = ""
+    source: str = ""
+    """The file the override was read from (named in errors about it)."""
 
     def describe(self) -> str:
         parts = []
@@ -79,26 +84,64 @@ def load_overrides(
         where = f"{path}: task {task_id!r}"
         if known_ids is not None and task_id not in known_ids:
             raise OverridesError(f"{where}: no such task in the registry")
-        if not isinstance(entry, dict):
-            raise OverridesError(f"{where}: expected a mapping with cron and/or enabled")
-        unknown = set(entry) - _ALLOWED_KEYS
-        if unknown:
-            raise OverridesError(
-                f"{where}: unknown field(s) {sorted(unknown)}; allowed: cron, enabled, reason"
-            )
-        cron, enabled = entry.get("cron"), entry.get("enabled")
-        if cron is None and enabled is None:
-            raise OverridesError(f"{where}: sets neither cron nor enabled")
-        if cron is not None and (
-            not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(cron)
-        ):
-            raise OverridesError(
-                f"{where}: cron {cron!r} is not a valid five-field cron expression"
-            )
-        if enabled is not None and not isinstance(enabled, bool):
-            raise OverridesError(f"{where}: enabled must be true or false, got {enabled!r}")
-        result[task_id] = ScheduleOverride(task_id, cron, enabled, str(entry.get("reason", "")))
+        try:
+            valid = OverrideEntry.model_validate(entry)
+        except ValidationError as exc:
+            raise OverridesError(f"{where}: {_describe(exc)}") from None
+        result[task_id] = ScheduleOverride(
+            task_id, valid.cron, valid.enabled, valid.reason, source=str(path)
+        )
     return result
+
+
+class OverrideEntry(BaseModel):
+    """One entry of the file, as written: ``cron`` and/or ``enabled``, optional ``reason``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    cron: str | None = None
+    enabled: bool | None = None
+    reason: str = ""
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _reason_as_text(cls, value: object) -> str:
+        return "" if value is None else str(value)
+
+    @field_validator("cron")
+    @classmethod
+    def _five_field_cron(cls, cron: str | None) -> str | None:
+        if cron is not None and (len(cron.split()) != 5 or not croniter.is_valid(cron)):
+            raise ValueError(f"cron {cron!r} is not a valid five-field cron expression")
+        return cron
+
+    @model_validator(mode="after")
+    def _sets_something(self) -> OverrideEntry:
+        if self.cron is None and self.enabled is None:
+            raise ValueError("sets neither cron nor enabled")
+        return self
+
+
+def _describe(exc: ValidationError) -> str:
+    """The validation errors in the file's terms (field names as written in it)."""
+    errors = exc.errors()
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        return f"unknown field(s) {unknown}; allowed: cron, enabled, reason"
+    return "; ".join(_describe_one(error) for error in errors)
+
+
+def _describe_one(error: Any) -> str:
+    field = ".".join(str(part) for part in error["loc"])
+    if error["type"] in {"model_type", "model_attributes_type", "dict_type"}:
+        return "expected a mapping with cron and/or enabled"
+    if field == "enabled":
+        return f"enabled must be true or false, got {error['input']!r}"
+    if field == "cron" and error["type"] == "string_type":
+        return f"cron {error['input']!r} is not a valid five-field cron expression"
+    if error["type"] == "value_error":
+        return str(error["ctx"]["error"])
+    return f"{field}: {error['msg']}"
 
 
 def _parse(path: Path, text: str):

@@ -20,7 +20,7 @@ import importlib
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
@@ -49,7 +49,7 @@ class RegistryError(ValueError):
 
 
 def _default_timezone() -> str:
-    return os.environ.get(TIMEZONE_ENV, "UTC")
+    return os.environ.get(TIMEZONE_ENV, "").strip() or "UTC"
 
 
 SOFT_LIMIT_ENV = "VALIDIBOT_TASK_SOFT_TIME_LIMIT_SECONDS"
@@ -57,21 +57,63 @@ HARD_LIMIT_ENV = "VALIDIBOT_TASK_HARD_TIME_LIMIT_SECONDS"
 
 
 def _env_seconds(name: str, default: int) -> int:
+    """The variable as whole seconds; a bad value gives the default here and is reported by
+    :func:`environment_problems` (importing the registry must never fail on it)."""
     raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
     try:
-        return int(raw)
+        return int(raw) if raw else default
     except ValueError:
-        raise RegistryError(f"{name}={raw!r} must be a whole number of seconds") from None
+        return default
+
+
+DEFAULT_SOFT_LIMIT = 25 * 60
+DEFAULT_HARD_LIMIT = 30 * 60
 
 
 def _default_soft_limit() -> int:
-    return _env_seconds(SOFT_LIMIT_ENV, 25 * 60)
+    return _env_seconds(SOFT_LIMIT_ENV, DEFAULT_SOFT_LIMIT)
 
 
 def _default_hard_limit() -> int:
-    return _env_seconds(HARD_LIMIT_ENV, 30 * 60)
+    return _env_seconds(HARD_LIMIT_ENV, DEFAULT_HARD_LIMIT)
+
+
+def environment_problems(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What is wrong with the variables the entries' defaults come from, by variable.
+
+    :func:`get_tasks` refuses to answer while any is wrong, naming the variable rather than
+    the first entry that happens to use it.
+    """
+    environ = os.environ if environ is None else environ
+    problems: dict[str, str] = {}
+    limits: dict[str, int] = {}
+    defaults = {SOFT_LIMIT_ENV: DEFAULT_SOFT_LIMIT, HARD_LIMIT_ENV: DEFAULT_HARD_LIMIT}
+    for name, default in defaults.items():
+        raw = environ.get(name, "").strip()
+        try:
+            limits[name] = int(raw) if raw else default
+        except ValueError:
+            limits[name] = 0
+        if limits[name] < 1:
+            problems[name] = (
+                f"{name}={raw!r} is invalid: expected a whole number of seconds >= 1; "
+                f"default {default}"
+            )
+    if not problems and limits[SOFT_LIMIT_ENV] > limits[HARD_LIMIT_ENV]:
+        problems[SOFT_LIMIT_ENV] = (
+            f"{SOFT_LIMIT_ENV}={limits[SOFT_LIMIT_ENV]} is invalid: must be <= "
+            f"{HARD_LIMIT_ENV}={limits[HARD_LIMIT_ENV]}"
+        )
+    zone = environ.get(TIMEZONE_ENV, "").strip()
+    if zone:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems[TIMEZONE_ENV] = (
+                f"{TIMEZONE_ENV}={zone!r} is invalid: expected an IANA timezone such as "
+                "Europe/Paris; default UTC"
+            )
+    return problems
 
 
 @dataclass(frozen=True)
@@ -88,7 +130,9 @@ class MaintenanceTask:
         args: default command-line arguments passed to ``command``.
         timezone: IANA timezone for ``cron`` (``VALIDIBOT_SCHEDULE_TIMEZONE``, else UTC).
         enabled: whether the schedule runs; a disabled task can still be launched by hand.
-        backends: which schedulers may trigger it (``dagster``, ``gcp``, ``aws``).
+        backends: which schedulers trigger it (``dagster``, ``gcp``, ``aws``). Every task has
+            a Dagster job whatever its backends (an HTTP trigger launches it); only tasks with
+            ``dagster`` get a Dagster schedule.
         max_retries: how many times a failed run of the command is retried.
         retry_delay_seconds: base delay of the exponential retry backoff.
         soft_time_limit_seconds: past this the run is reported as slow.
@@ -345,6 +389,9 @@ def _load_plugins() -> None:
 
 def get_tasks() -> tuple[MaintenanceTask, ...]:
     """Every task, built-in first then downstream in registration order, each validated."""
+    problems = environment_problems()
+    if problems:
+        raise RegistryError("; ".join(problems.values()))
     _load_plugins()
     with _lock:
         tasks = BUILTIN_TASKS + tuple(_registered.values())

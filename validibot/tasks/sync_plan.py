@@ -138,7 +138,7 @@ def _override_drift(
 ) -> Drift | None:
     if override is None and not (observed and observed.override):
         return None
-    what = override.describe() if override is not None else observed.override
+    what = override.describe() if override is not None else observed.override if observed else ""
     return Drift(
         task.id,
         task.schedule_name,

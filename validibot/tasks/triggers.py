@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-TRIGGER_TAG = "validibot/trigger"
+from validibot.tasks.vocabulary import TRIGGER_TAG
+
+__all__ = ["MANUAL", "TRIGGERS", "TRIGGER_TAG", "trigger_of"]
+
 MANUAL = "manual"
 """The job-level default: a run launched without saying where from."""
 

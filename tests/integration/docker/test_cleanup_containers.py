@@ -24,7 +24,7 @@ from validibot.validations.containers import (
 )
 from validibot.validations.models import RunStatus, ValidationRun
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.services, pytest.mark.django_db]
 
 GRACE_S = 60
 TIMEOUT_S = 3600

@@ -1,16 +1,6 @@
-"""An enabled task that always fails (status view and alert tests); yearly cron, never ticks."""
+"""Registers an enabled task that always fails (status view and alert tests)."""
 
-from validibot.tasks.registry import (
-    MaintenanceTask,
-    register,
-)
+from tests.support.testapp.task_definitions import ENABLED_FAILURE
+from validibot.tasks.registry import register
 
-register(
-    MaintenanceTask(
-        id="test_enabled_failure",
-        name="Test: enabled and failing",
-        command="always_fail_task",
-        cron="0 0 1 1 *",
-        max_retries=0,
-    )
-)
+register(ENABLED_FAILURE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.dagster_stack import DagsterStack, free_port
+from tests.support.graphql_relay import GraphQLRelay
 from validibot.operations.dagster_client import DagsterClient
 
 TOKEN = "trigger-token-3f9a7c1e-global"
@@ -24,6 +25,15 @@ def tokens(settings, dead_url):
     settings.VALIDIBOT_DAGSTER_URL = dead_url
     settings.VALIDIBOT_DAGSTER_UI_URL = dead_url
     return settings
+
+
+@pytest.fixture
+def dagster_spy(tokens):
+    """A Dagster that is down (503) but counts every launch that reached it: a refused
+    request must leave ``dagster_spy.launches`` empty."""
+    with GraphQLRelay() as relay:
+        tokens.VALIDIBOT_DAGSTER_URL = tokens.VALIDIBOT_DAGSTER_UI_URL = relay.url
+        yield relay
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ def test_no_token_configured_means_disabled_never_open(client, settings):
     assert post(client).status_code == 503
 
 
+@pytest.mark.subprocess
 def test_production_settings_have_no_token_default():
     """Production with the token unset loads (the trigger is then disabled): no fallback."""
     import os
@@ -108,12 +109,17 @@ def test_a_bad_idempotency_key_is_400(client, tokens):
     assert response.status_code == 400
 
 
-def test_webserver_down_is_503_and_releases_the_idempotency_key(client, tokens):
+def test_webserver_down_is_503_and_keeps_the_key_for_the_retry_to_resolve(client, tokens):
+    """The launch may have reached Dagster (issue 15, D5), so the claim is kept, marked
+    "outcome unknown" with the run tag it named in advance; the retry looks that run up."""
     response = post(client, **bearer(TOKEN), **{"Idempotency-Key": "retry-me"})
     assert response.status_code == 503
     assert "Dagster webserver did not answer" in response.json()["error"]
+    assert "retry later with the same Idempotency-Key" in response.json()["error"]
     assert response["Retry-After"]
-    assert not IdempotencyKey.objects.exists()  # a retry with the same key may launch
+    claim = IdempotencyKey.objects.get()
+    assert claim.response_status is None
+    assert claim.response_body["outcome"] == "unknown" and claim.response_body["tag"]
 
 
 def test_an_internal_error_is_500_without_the_exception_text(client, tokens, monkeypatch, caplog):

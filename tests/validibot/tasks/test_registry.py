@@ -73,6 +73,7 @@ def test_every_entry_is_valid_and_named_for_dagster(entry):
     assert get_task(entry.id) is entry
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("entry", TASKS, ids=[t.id for t in TASKS])
 def test_every_entry_command_exists_and_its_help_works(entry):
     assert entry.command in get_commands()

@@ -14,15 +14,26 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from kombu.utils.url import maybe_sanitize_url
 
 from validibot.core.broker import broker_url
+from validibot.core.settings_check import SETTINGS, all_setting_errors
 from validibot.operations.dagster_client import DagsterClient, DagsterClientError
 from validibot.tasks.overrides import OverridesError, load_overrides
-from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks_for_backend
+from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks, get_tasks_for_backend
 from validibot.tasks.sync_plan import ObservedSchedule, plan_schedules
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
-CHECKS = ("database", "redis", "workers", "code_location", "daemon", "schedules", "overrides")
+CHECKS = (
+    "settings",
+    "database",
+    "redis",
+    "workers",
+    "code_location",
+    "daemon",
+    "schedules",
+    "overrides",
+)
 # A daemon is unhealthy when its heartbeat is older than this (Dagster's own UI uses 60 s).
 DAEMON_HEARTBEAT_MAX_AGE_S = 120
 
@@ -45,21 +56,11 @@ class Result:
     detail: str
 
 
-def redact(url: str) -> str:
-    """``redis://:secret@host:6379/0`` -> ``redis://:***@host:6379/0``: never print secrets."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
-
-
 class Command(BaseCommand):
     help = (
-        "Check the database, Redis, Celery workers per queue, the Dagster code location and "
-        "daemon heartbeats (over GraphQL), schedule drift and the overrides file. Prints a "
-        "table; exits 1 if any check fails."
+        "Check the VALIDIBOT_* settings, the database, Redis, Celery workers per queue, the "
+        "Dagster code location and daemon heartbeats (over GraphQL), schedule drift and the "
+        "overrides file. Prints a table; exits 1 if any check fails."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -80,6 +81,7 @@ class Command(BaseCommand):
             raise CommandError("--timeout must be positive")
         self.client = DagsterClient(options["url"], timeout=self.timeout)
         checks: dict[str, Callable[[], Result]] = {
+            "settings": self.check_settings,
             "database": self.check_database,
             "redis": self.check_redis,
             "workers": self.check_workers,
@@ -112,6 +114,13 @@ class Command(BaseCommand):
             self.stdout.write(f"{r.check.ljust(width)}  {style(r.status.ljust(4))}  {r.detail}")
 
     # -- checks -------------------------------------------------------------------------
+    def check_settings(self) -> Result:
+        """Every invalid VALIDIBOT_* variable (checked once at start-up), each with its range."""
+        errors = all_setting_errors()
+        if errors:
+            return Result("settings", FAIL, "; ".join(errors[name] for name in sorted(errors)))
+        return Result("settings", OK, f"{len(SETTINGS)} VALIDIBOT_* variables valid")
+
     def check_database(self) -> Result:
         connection.ensure_connection()
         pending = MigrationExecutor(connection).migration_plan(
@@ -131,8 +140,8 @@ class Command(BaseCommand):
         try:
             redis.Redis.from_url(url, socket_timeout=self.timeout).ping()
         except redis.RedisError as exc:
-            return Result("redis", FAIL, f"{redact(url)}: {exc}")
-        return Result("redis", OK, f"{redact(url)}: PONG")
+            return Result("redis", FAIL, f"{maybe_sanitize_url(url)}: {exc}")
+        return Result("redis", OK, f"{maybe_sanitize_url(url)}: PONG")
 
     def check_workers(self) -> Result:
         url = broker_url()
@@ -140,7 +149,7 @@ class Command(BaseCommand):
             return Result("workers", SKIP, "in-process executor: no Celery workers needed")
         from celery import Celery
 
-        needed = sorted({t.queue for t in get_tasks_for_backend(BACKEND_DAGSTER)})
+        needed = sorted({t.queue for t in get_tasks()})  # HTTP-launched tasks run there too
         app = Celery("validibot-doctor", broker=url)
         try:
             replies = app.control.inspect(timeout=self.timeout).active_queues() or {}
@@ -232,9 +241,7 @@ class Command(BaseCommand):
 
     def check_overrides(self) -> Result:
         try:
-            overrides = load_overrides(
-                known_ids={t.id for t in get_tasks_for_backend(BACKEND_DAGSTER)}
-            )
+            overrides = load_overrides(known_ids={t.id for t in get_tasks()})
         except OverridesError as exc:
             return Result("overrides", FAIL, str(exc))
         if overrides:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.timesince import timesince
 
 from validibot.operations.dagster_client import DagsterClient, DagsterClientError
 from validibot.tasks.health import FAILING, LATE, classify
@@ -21,6 +22,7 @@ from validibot.tasks.registry import (
     iter_fire_times,
 )
 from validibot.tasks.triggers import trigger_of
+from validibot.tasks.vocabulary import SUCCESS
 
 HISTORY = 20
 SKIP_COUNTS = {"status", "dry_run", "duration_s", "error", "batches"}
@@ -33,11 +35,9 @@ def _when(ts: float | None) -> datetime | None:
 def _ago(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "-"
-    seconds = int((now - moment).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
+    if (now - moment).total_seconds() < 60:
+        return "just now"  # timesince() would say "0 minutes"
+    return f"{timesince(moment, now, depth=1)} ago".replace("\xa0", " ")
 
 
 class Command(BaseCommand):
@@ -84,7 +84,7 @@ class Command(BaseCommand):
         runs = client.recent_runs(task.id, limit=HISTORY)
         finished = [r for r in runs if r.finished]
         last = finished[0] if finished else None
-        success = next((r for r in finished if r.status == "SUCCESS"), None)
+        success = next((r for r in finished if r.status == SUCCESS), None)
         schedule = schedules.get(task.schedule_name)
         running = schedule is not None and schedule.status == "RUNNING"
         health = classify(

@@ -27,6 +27,7 @@ from validibot.tasks.registry import (
     BACKEND_DAGSTER,
     BACKEND_GCP,
     MaintenanceTask,
+    get_tasks,
     get_tasks_for_backend,
 )
 from validibot.tasks.sync_plan import (
@@ -75,7 +76,8 @@ class Command(BaseCommand):
     def plan(self, client: DagsterClient) -> SchedulePlan:
         tasks = get_tasks_for_backend(BACKEND_DAGSTER)
         try:
-            overrides = load_overrides(known_ids={t.id for t in tasks})
+            # Every task may be paused by the file (a gcp-only one through its trigger).
+            overrides = load_overrides(known_ids={t.id for t in get_tasks()})
             schedules = client.schedules()
         except (OverridesError, DagsterClientError) as exc:
             raise CommandError(str(exc), returncode=2) from exc

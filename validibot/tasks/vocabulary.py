@@ -1,0 +1,44 @@
+"""Run tags and run-status names, declared once for the Django side and the Dagster side.
+
+Plain strings: Dagster's ``DagsterRunStatus`` values are these names, so the code location
+builds its enum sets from here and the Django side (GraphQL client, HTTP trigger, status
+command) compares the strings GraphQL returns.
+"""
+
+from __future__ import annotations
+
+TASK_TAG = "validibot/task"
+"""Every run of a maintenance job carries its registry id; dagster.yaml limits it to 1 at a time."""
+
+TRIGGER_TAG = "validibot/trigger"
+"""Which surface started the run: schedule, ui, cli, graphql, http, demo, retry (jobs default it
+to ``manual``; the op records the resolved value: validibot.tasks.triggers)."""
+
+OVERRIDE_TAG = "validibot/override"
+"""Set on schedules whose cron or enabled state comes from the incident overrides file."""
+
+IDEMPOTENCY_TAG = "validibot/idempotency-key"
+"""Set on a run launched over HTTP with an Idempotency-Key, so a retry can find that run."""
+
+CELERY_QUEUE_TAG = "dagster-celery/queue"
+"""dagster-celery routes each step (or, with the run launcher, each run) to this queue."""
+
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+"""Run monitoring fails a run that exceeds this many seconds (the task's hard time limit)."""
+
+ASSET_PREFIX = "validibot_maintenance"
+"""Asset key prefix of the per-task assets whose materializations plot each run's counts."""
+
+SUCCESS = "SUCCESS"
+FAILURE = "FAILURE"
+CANCELED = "CANCELED"
+CANCELING = "CANCELING"
+
+FINISHED_STATUSES: frozenset[str] = frozenset({SUCCESS, FAILURE, CANCELED})
+"""A run in one of these will never change again."""
+
+OVER_STATUSES: frozenset[str] = FINISHED_STATUSES | {CANCELING}
+"""A run that is finished or being stopped: no step of it may start any more."""
+
+FAILED_STATUSES: frozenset[str] = frozenset({FAILURE})
+"""Statuses the health rule counts as a failed run."""
