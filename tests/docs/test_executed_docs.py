@@ -129,6 +129,7 @@ def _run_script(blocks: list[Block], port: int, view: Path, env: dict[str, str])
 
 
 @pytest.mark.services
+@pytest.mark.subprocess
 @pytest.mark.timeout(1800)
 def test_the_docs_run_verbatim_against_validibot_ops_dev(tmp_path):
     missing = [tool for tool in ("bash", "curl", "jq") if shutil.which(tool) is None]
