@@ -14,6 +14,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from validibot.audit.models import AuditActor, AuditLogEntry
 from validibot.core.models import IdempotencyKey
 from validibot.retention.models import PurgeRetry
 from validibot.submissions.models import RetentionPolicy, Submission
@@ -108,3 +109,26 @@ class SessionFactory(factory.django.DjangoModelFactory):
     session_key = factory.Sequence(lambda n: f"session{n:033d}")
     session_data = "e30:test"
     expire_date = factory.LazyFunction(lambda: timezone.now() + timedelta(days=1))
+
+
+class AuditActorFactory(factory.django.DjangoModelFactory):
+    """A user actor created long ago (older than any retention window the tests use)."""
+
+    class Meta:
+        model = AuditActor
+
+    identifier = factory.Sequence(lambda n: f"user{n}@example.com")
+    created_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=1000))
+
+
+class AuditLogEntryFactory(factory.django.DjangoModelFactory):
+    """An audit entry written now by a fresh actor."""
+
+    class Meta:
+        model = AuditLogEntry
+
+    actor = factory.SubFactory(AuditActorFactory)
+    action = "submission.viewed"
+    target = factory.Sequence(lambda n: f"submission:{n}")
+    timestamp = factory.LazyFunction(lambda: timezone.now())
+    payload = factory.LazyFunction(lambda: {"ip": "192.0.2.1", "fields": ["name"]})

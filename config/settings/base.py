@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "validibot.submissions",
     "validibot.validations",
     "validibot.retention",
+    "validibot.audit",
     "validibot.operations",
     "validibot.demo",
     "django.contrib.contenttypes",
@@ -97,7 +98,9 @@ VALIDIBOT_PURGE_RETRY_BATCH_SIZE = _checked.env("VALIDIBOT_PURGE_RETRY_BATCH_SIZ
 VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS = _checked.env("VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS")
 VALIDIBOT_PURGE_RETRY_BASE_SECONDS = _checked.env("VALIDIBOT_PURGE_RETRY_BASE_SECONDS")
 VALIDIBOT_PURGE_RETRY_MAX_SECONDS = _checked.env("VALIDIBOT_PURGE_RETRY_MAX_SECONDS")
-VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES = _checked.env("VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES")
+# How long a validator may take (upstream's name and default, 60 min). cleanup_stuck_runs uses
+# it when given no --timeout-minutes; its schedule passes 30 minutes, as upstream's does.
+VALIDATOR_TIMEOUT_SECONDS = _checked.env("VALIDATOR_TIMEOUT_SECONDS")
 VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS = _checked.env("VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS")
 VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS = _checked.env(
     "VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS"
@@ -105,6 +108,23 @@ VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS = _checked.env(
 VALIDIBOT_CLEANUP_BATCH_SIZE = _checked.env("VALIDIBOT_CLEANUP_BATCH_SIZE")
 VALIDIBOT_CONTAINER_GRACE_SECONDS = _checked.env("VALIDIBOT_CONTAINER_GRACE_SECONDS")
 VALIDIBOT_DOCKER_URL = _checked.env("VALIDIBOT_DOCKER_URL")
+# verify_validator_deployments: "name=url,name2=url2"; each URL must answer a GET with < 400.
+VALIDIBOT_VALIDATOR_DEPLOYMENTS = _checked.env("VALIDIBOT_VALIDATOR_DEPLOYMENTS")
+VALIDIBOT_VALIDATOR_CHECK_TIMEOUT_SECONDS = _checked.env(
+    "VALIDIBOT_VALIDATOR_CHECK_TIMEOUT_SECONDS"
+)
+
+# --- Audit-log retention (enforce_audit_retention) ---
+# Entries older than this many days are archived, verified, then deleted.
+AUDIT_HOT_RETENTION_DAYS = env.int("AUDIT_HOT_RETENTION_DAYS", default=90)
+# "null" (default: delete without keeping a copy, as upstream), "filesystem" (JSON Lines files
+# under AUDIT_ARCHIVE_PATH, fsynced and read back before any row is deleted), or the dotted
+# path of a backend class.
+AUDIT_ARCHIVE_BACKEND = env("AUDIT_ARCHIVE_BACKEND", default="null")
+AUDIT_ARCHIVE_PATH = env("AUDIT_ARCHIVE_PATH", default="")
+# The incident switch: false freezes retention (the command logs "frozen" and exits 0).
+AUDIT_RETENTION_ENABLED = env.bool("AUDIT_RETENTION_ENABLED", default=True)
+AUDIT_RETENTION_CHUNK_SIZE = env.int("AUDIT_RETENTION_CHUNK_SIZE", default=500)
 
 LOGGING = {
     "version": 1,

@@ -11,7 +11,7 @@ import dagster as dg
 
 from tests.support.dagster_stack import REPO_ROOT, DagsterStack
 from tests.support.services import wait_until
-from validibot.tasks.registry import BUILTIN_TASKS
+from validibot.tasks.registry import BACKEND_DAGSTER, BUILTIN_TASKS
 from validibot_ops.tags import TASK_TAG
 
 FAULT_TASK_MODULE = "tests.support.testapp.fault_tasks"
@@ -45,7 +45,7 @@ def write_overrides(directory: Path, keep: tuple[str, ...] = ()) -> Path:
     paused = {
         task.id: {"enabled": False, "reason": "fault suite"}
         for task in BUILTIN_TASKS
-        if task.id not in keep
+        if task.id not in keep and BACKEND_DAGSTER in task.backends
     }
     path = directory / "overrides.json"
     path.write_text(json.dumps(paused))

@@ -6,5 +6,5 @@ from validibot.tasks.registry import get_tasks
 
 
 @pytest.mark.django_db
-def test_registry_has_nine_builtin_tasks():
-    assert len(get_tasks()) == 9
+def test_registry_has_the_eleven_builtin_tasks_of_upstream():
+    assert len(get_tasks()) == 11

@@ -115,10 +115,12 @@ purge_expired_submissions = _make_callable("purge_expired_submissions")
 purge_expired_outputs = _make_callable("purge_expired_outputs")
 process_purge_retries = _make_callable("process_purge_retries")
 cleanup_stuck_runs = _make_callable("cleanup_stuck_runs")
+verify_validator_deployments = _make_callable("verify_validator_deployments")
 cleanup_orphaned_containers = _make_callable("cleanup_orphaned_containers")
 cleanup_idempotency_keys = _make_callable("cleanup_idempotency_keys")
 cleanup_callback_receipts = _make_callable("cleanup_callback_receipts")
 clear_sessions = _make_callable("clear_sessions")
 send_periodic_emails = _make_callable("send_periodic_emails")
+enforce_audit_retention = _make_callable("enforce_audit_retention")
 
 BUILTIN_CALLABLES = {task.id: globals()[task.id] for task in BUILTIN_TASKS}

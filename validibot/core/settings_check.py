@@ -89,6 +89,19 @@ def parse_token_map(value: str) -> dict[str, str]:
     return tokens
 
 
+def parse_url_map(value: str) -> dict[str, str]:
+    """``"name=https://host/health,other=..."`` -> ``{name: url}`` (validator deployments)."""
+    urls: dict[str, str] = {}
+    for number, item in enumerate(value.split(","), start=1):
+        if not item.strip():
+            continue
+        name, equals, url = (part.strip() for part in item.partition("="))
+        if not equals or not name:
+            raise ValueError(f"entry {number} is not name=url")
+        urls[name] = _url(HTTP)(url)
+    return urls
+
+
 def _emails(value: str) -> str:
     for address in (a.strip() for a in value.split(",")):
         if address and not re.match(r"^[^@\s]+@[^@\s]+$", address):
@@ -173,8 +186,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VALIDIBOT_PURGE_RETRY_MAX_SECONDS", whole(1), 3600,
             "a whole number of seconds >= 1 and >= VALIDIBOT_PURGE_RETRY_BASE_SECONDS",
             (*PURGES, *RETRIES)),
-    Setting("VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES", whole(1), 30,
-            "a whole number of minutes >= 1", ("cleanup_stuck_runs",)),
+    Setting("VALIDATOR_TIMEOUT_SECONDS", whole(60), 3600,
+            "a whole number of seconds >= 60", ("cleanup_stuck_runs",)),
+    Setting("VALIDIBOT_VALIDATOR_DEPLOYMENTS", Annotated[str, AfterValidator(parse_url_map)], {},
+            "comma-separated name=url pairs, e.g. fmi=https://fmi.example.org/health",
+            ("verify_validator_deployments",)),
+    Setting("VALIDIBOT_VALIDATOR_CHECK_TIMEOUT_SECONDS", Annotated[float, Field(gt=0)], 10.0,
+            "a number of seconds > 0", ("verify_validator_deployments",)),
     Setting("VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS", whole(1), 24, "a whole number of hours >= 1",
             used_by=TRIGGER),
     Setting("VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS", whole(1), 30,

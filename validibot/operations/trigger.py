@@ -48,7 +48,6 @@ from django.views.decorators.csrf import csrf_exempt
 from validibot.core.models import IdempotencyKey
 from validibot.core.settings_check import setting_errors
 from validibot.operations.dagster_client import (
-    IDEMPOTENCY_TAG,
     DagsterClient,
     DagsterClientError,
     DagsterUnavailable,
@@ -65,7 +64,7 @@ from validibot.tasks.registry import (
     get_task,
     get_tasks,
 )
-from validibot.tasks.vocabulary import TASK_TAG, TRIGGER_TAG
+from validibot.tasks.vocabulary import IDEMPOTENCY_TAG, TASK_TAG, TRIGGER_TAG
 
 logger = logging.getLogger(__name__)
 

@@ -23,6 +23,8 @@ from validibot.submissions.models import Submission
 from validibot.validations.models import NON_TERMINAL, ValidationOutput, ValidationRun
 
 MAX_ERROR_LENGTH = 2000
+BUSY_DEFER = timedelta(minutes=5)
+"""A retry whose row is busy again waits this long (upstream's 5 minutes), without an attempt."""
 
 
 @dataclass(frozen=True)
@@ -292,7 +294,7 @@ def process_retry(retry: PurgeRetry, now: datetime) -> RetryOutcome:
         return RetryOutcome(already_purged=True)
     if target_spec.is_busy(row):
         # A run started on it again: wait, but this is not the storage's fault.
-        retry.next_retry_at = now + retry_delay(1)
+        retry.next_retry_at = now + BUSY_DEFER
         retry.save(update_fields=["next_retry_at", "updated_at"])
         return RetryOutcome(deferred=True)
     try:

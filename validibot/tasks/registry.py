@@ -253,7 +253,9 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         id="purge_expired_outputs",
         name="Purge expired outputs",
         command="purge_expired_outputs",
-        cron="0 * * * *",
+        # Every 5 minutes, as upstream since fc6b7ef1: "do not store" outputs go one minute
+        # after their run ends, so an hourly purge would keep them up to an hour.
+        cron="*/5 * * * *",
         description="Remove the content and stored files of validation outputs past their expiry.",
         count_descriptions=(
             ("purged", "rows whose content and stored files were removed (rows stay for audit)"),
@@ -282,9 +284,28 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         command="cleanup_stuck_runs",
         cron="*/10 * * * *",
         description="Mark validation runs that hung in RUNNING past the timeout as TIMED_OUT.",
+        # The command's own default is VALIDATOR_TIMEOUT_SECONDS (60 min); the schedule uses
+        # 30 minutes, as upstream's Celery wrapper and HTTP view do. A run's own timeout_at
+        # overrides either.
+        args=("--timeout-minutes=30",),
         count_descriptions=(
             ("timed_out", "runs stuck in RUNNING past the timeout, now TIMED_OUT"),
         ),
+    ),
+    MaintenanceTask(
+        id="verify_validator_deployments",
+        name="Verify validator deployments",
+        command="verify_validator_deployments",
+        cron="17 * * * *",
+        description="Check that every configured validator deployment answers (GCP only).",
+        count_descriptions=(
+            ("checked", "validator deployments probed"),
+            ("healthy", "deployments that answered with a success status"),
+            ("down", "deployments that failed to answer or answered an error (the run fails)"),
+        ),
+        # Upstream runs it only on GCP (Cloud Run validators): no Dagster schedule, but the
+        # HTTP trigger can start it.
+        backends=frozenset({BACKEND_GCP}),
     ),
     MaintenanceTask(
         id="cleanup_orphaned_containers",
@@ -336,6 +357,21 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
             ("handlers", "registered periodic-email handlers run"),
             ("sent", "emails sent"),
             ("handler_errors", "handlers that raised (the run fails)"),
+        ),
+    ),
+    MaintenanceTask(
+        id="enforce_audit_retention",
+        name="Enforce audit-log retention",
+        command="enforce_audit_retention",
+        cron="30 2 * * *",
+        description="Archive audit-log entries past the hot-retention window (90 days), then "
+        "delete them.",
+        count_descriptions=(
+            ("archived", "entries handed to the archive backend and verified there"),
+            ("deleted", "entries deleted after their archive was verified"),
+            ("actors_swept", "actors left with no entries, deleted (erased actors are kept)"),
+            ("chunks", "chunks archived and deleted, each in its own transaction"),
+            ("frozen", "1 when AUDIT_RETENTION_ENABLED=false froze the run (nothing changed)"),
         ),
     ),
 )

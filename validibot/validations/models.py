@@ -37,6 +37,9 @@ class ValidationRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # This attempt's own deadline (set by whoever launched it, e.g. from the validator's
+    # timeout); when set, cleanup_stuck_runs uses it instead of the site-wide cutoff.
+    timeout_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
 
     class Meta:

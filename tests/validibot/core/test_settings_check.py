@@ -83,15 +83,15 @@ def rows(storage):
 # (variables, the task refused, the message it gives)
 REFUSED = {
     "D3 stuck-run timeout 0": (
-        {"VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES": "0"},
+        {"VALIDATOR_TIMEOUT_SECONDS": "0"},
         "cleanup_stuck_runs",
-        "VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES='0' is invalid: expected a whole number of "
-        "minutes >= 1; default 30",
+        "VALIDATOR_TIMEOUT_SECONDS='0' is invalid: expected a whole number of "
+        "seconds >= 60; default 3600",
     ),
     "D3 stuck-run timeout negative": (
-        {"VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES": "-5"},
+        {"VALIDATOR_TIMEOUT_SECONDS": "-5"},
         "cleanup_stuck_runs",
-        "VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES='-5' is invalid",
+        "VALIDATOR_TIMEOUT_SECONDS='-5' is invalid",
     ),
     "D3 receipt retention 0": (
         {"VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS": "0"},
@@ -176,7 +176,7 @@ def test_the_same_value_on_the_command_line_is_refused_too(rows):
 
 
 def test_a_bad_setting_of_one_task_leaves_the_other_tasks_working(environment, rows, run):
-    environment({"VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES": "0"})
+    environment({"VALIDATOR_TIMEOUT_SECONDS": "0"})
     result = run("clear_sessions")
     assert result.summary["status"] == "completed"
     assert result.counts == {"deleted": 1}
@@ -227,7 +227,7 @@ def test_every_registry_task_reads_the_settings_its_command_uses():
     ids = {task.id for task in BUILTIN_TASKS}
     for setting in SETTINGS:
         assert set(setting.tasks) <= ids, setting.name
-    assert "VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES" in task_settings("cleanup_stuck_runs")
+    assert "VALIDATOR_TIMEOUT_SECONDS" in task_settings("cleanup_stuck_runs")
     assert BY_NAME["VALIDIBOT_PURGE_MAX_BATCHES"].parse("0") == 0  # 0 = until done, as on CLI
 
 

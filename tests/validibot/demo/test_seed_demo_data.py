@@ -26,6 +26,8 @@ AFFECTED = {
     "removed",
     "deleted",
     "sent",
+    "archived",
+    "actors_swept",
 }
 
 FIRST_PASS_PER_SCALE = {
@@ -38,6 +40,7 @@ FIRST_PASS_PER_SCALE = {
     "cleanup_callback_receipts": {"deleted": 10},
     "clear_sessions": {"deleted": 10},
     "send_periodic_emails": {},
+    "enforce_audit_retention": {"archived": 10, "deleted": 10, "actors_swept": 10},
 }
 
 

@@ -17,7 +17,8 @@ from tests.support.graphql_relay import GraphQLRelay
 from tests.validibot.operations.conftest import TOKEN
 from validibot.core.models import IdempotencyKey
 from validibot.operations import trigger
-from validibot.operations.dagster_client import IDEMPOTENCY_TAG, DagsterClient
+from validibot.operations.dagster_client import DagsterClient
+from validibot.tasks.vocabulary import IDEMPOTENCY_TAG
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.timeout(300)]
 

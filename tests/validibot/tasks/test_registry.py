@@ -37,7 +37,7 @@ PLUGIN_MODULE = "tests.validibot.tasks.downstream_tasks"
 # The table, retyped on purpose: the registry must match what operators were promised.
 EXPECTED = {
     "purge_expired_submissions": ("purge_expired_submissions", "0 * * * *"),
-    "purge_expired_outputs": ("purge_expired_outputs", "0 * * * *"),
+    "purge_expired_outputs": ("purge_expired_outputs", "*/5 * * * *"),
     "process_purge_retries": ("process_purge_retries", "*/5 * * * *"),
     "cleanup_stuck_runs": ("cleanup_stuck_runs", "*/10 * * * *"),
     "cleanup_orphaned_containers": ("cleanup_orphaned_containers", "*/10 * * * *"),
@@ -45,6 +45,8 @@ EXPECTED = {
     "cleanup_callback_receipts": ("cleanup_callback_receipts", "0 4 * * 0"),
     "clear_sessions": ("clear_sessions", "0 2 * * *"),
     "send_periodic_emails": ("send_periodic_emails", "0 */6 * * *"),
+    "verify_validator_deployments": ("verify_validator_deployments", "17 * * * *"),
+    "enforce_audit_retention": ("enforce_audit_retention", "30 2 * * *"),
 }
 
 TASKS = get_tasks()
@@ -57,7 +59,7 @@ def task(**changes) -> MaintenanceTask:
     return dataclasses.replace(base, **changes)
 
 
-def test_registry_holds_the_nine_promised_tasks():
+def test_registry_holds_the_eleven_promised_tasks():
     assert {t.id: (t.command, t.cron) for t in get_tasks()} == EXPECTED
     assert get_tasks() == BUILTIN_TASKS
 
@@ -111,11 +113,15 @@ def test_every_entry_prints_a_json_summary(entry, dry_run, settings, tmp_path):
 
 
 def test_backends():
+    gcp_only = {"verify_validator_deployments"}
     dagster_ids = {t.id for t in get_tasks_for_backend("dagster")}
-    assert dagster_ids == set(EXPECTED)
-    for cloud in ("gcp", "aws"):
-        ids = {t.id for t in get_tasks_for_backend(cloud)}
-        assert ids == set(EXPECTED) - {"cleanup_orphaned_containers"}
+    assert dagster_ids == set(EXPECTED) - gcp_only
+    assert {t.id for t in get_tasks_for_backend("gcp")} == set(EXPECTED) - {
+        "cleanup_orphaned_containers"
+    }
+    assert {t.id for t in get_tasks_for_backend("aws")} == set(EXPECTED) - gcp_only - {
+        "cleanup_orphaned_containers"
+    }
     containers = get_task("cleanup_orphaned_containers")
     assert containers.queue == "docker"
     with pytest.raises(ValueError, match="unknown backend 'celery'"):

@@ -5,15 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.management.base import CommandError
 
 from tests.factories import ValidationRunFactory
 from tests.validibot.conftest import NOW
+from validibot.tasks.registry import get_task
 from validibot.validations.models import RunStatus, ValidationRun
 
 pytestmark = pytest.mark.django_db
 
 MINUTE = timedelta(minutes=1)
 EPSILON = timedelta(microseconds=1)
+SCHEDULED_ARGS = get_task("cleanup_stuck_runs").args
 
 
 def running(started_ago: timedelta, heartbeat_ago: timedelta | None = None, **fields):
@@ -30,7 +33,7 @@ def status_of(run: ValidationRun) -> str:
     return run.status
 
 
-def test_threshold_is_heartbeat_aware_with_the_default_timeout(run):
+def test_threshold_is_heartbeat_aware_with_the_scheduled_timeout(run):
     stuck = running(30 * MINUTE + EPSILON)
     stuck_old_heartbeat = running(3 * 60 * MINUTE, heartbeat_ago=30 * MINUTE + EPSILON)
     at_threshold = running(30 * MINUTE)
@@ -43,7 +46,7 @@ def test_threshold_is_heartbeat_aware_with_the_default_timeout(run):
         if status != RunStatus.RUNNING
     ]
 
-    result = run("cleanup_stuck_runs")
+    result = run("cleanup_stuck_runs", *SCHEDULED_ARGS)
 
     assert result.counts == {"timed_out": 2}
     for row in (stuck, stuck_old_heartbeat):
@@ -69,9 +72,55 @@ def test_timeout_option_and_setting(run, settings):
     assert status_of(run_90) == RunStatus.TIMED_OUT
     assert "60 minutes" in ValidationRun.objects.get(pk=run_90.pk).error
 
-    settings.VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES = 40
+    settings.VALIDATOR_TIMEOUT_SECONDS = 40 * 60
     assert run("cleanup_stuck_runs").counts == {"timed_out": 1}
     assert status_of(run_45) == RunStatus.TIMED_OUT
+
+
+def test_the_default_is_the_validator_timeout_and_the_schedule_passes_30_minutes(run):
+    assert SCHEDULED_ARGS == ("--timeout-minutes=30",)
+    run_45 = running(45 * MINUTE)
+    run_61 = running(61 * MINUTE)
+
+    assert run("cleanup_stuck_runs").counts == {"timed_out": 1}  # VALIDATOR_TIMEOUT_SECONDS
+    assert (status_of(run_45), status_of(run_61)) == (RunStatus.RUNNING, RunStatus.TIMED_OUT)
+    assert run("cleanup_stuck_runs", *SCHEDULED_ARGS).counts == {"timed_out": 1}
+    assert status_of(run_45) == RunStatus.TIMED_OUT
+
+
+def test_a_too_small_validator_timeout_is_refused(run, settings):
+    settings.VALIDATOR_TIMEOUT_SECONDS = 30
+    row = running(5 * 60 * MINUTE)
+    with pytest.raises(CommandError, match="VALIDATOR_TIMEOUT_SECONDS=30"):
+        run("cleanup_stuck_runs")
+    assert status_of(row) == RunStatus.RUNNING
+
+
+def test_a_runs_own_timeout_at_overrides_the_site_wide_cutoff(run):
+    # Its own deadline passed, though far younger than the site-wide 30 minutes.
+    short_deadline = running(5 * MINUTE, timeout_at=NOW - EPSILON)
+    # Far older than 30 minutes, but its own deadline is still ahead.
+    long_deadline = running(3 * 60 * MINUTE, timeout_at=NOW + MINUTE)
+    at_deadline = running(3 * 60 * MINUTE, timeout_at=NOW)
+    # A fresh heartbeat does not extend an explicit deadline.
+    heartbeat_past_deadline = running(
+        40 * MINUTE, heartbeat_ago=MINUTE, timeout_at=NOW - 5 * MINUTE
+    )
+    site_wide = running(31 * MINUTE)
+
+    assert run("cleanup_stuck_runs", *SCHEDULED_ARGS, "--dry-run").counts == {"timed_out": 3}
+    result = run("cleanup_stuck_runs", *SCHEDULED_ARGS)
+
+    assert result.counts == {"timed_out": 3}
+    for row in (short_deadline, heartbeat_past_deadline):
+        row.refresh_from_db()
+        assert row.status == RunStatus.TIMED_OUT
+        assert "this attempt's deadline" in row.error
+        assert row.timeout_at.isoformat() in row.error
+    assert status_of(site_wide) == RunStatus.TIMED_OUT
+    assert "30 minutes" in ValidationRun.objects.get(pk=site_wide.pk).error
+    assert status_of(long_deadline) == RunStatus.RUNNING
+    assert status_of(at_deadline) == RunStatus.RUNNING
 
 
 def test_dry_run_changes_nothing(run):

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from validibot.audit.models import AuditActor, AuditLogEntry
 from validibot.core.maintenance import positive_int
 from validibot.core.models import IdempotencyKey
 from validibot.retention.models import PurgeRetry
@@ -32,7 +33,8 @@ BUSY, STUCK, RETRIES = 2, 3, 2
 class Command(BaseCommand):
     help = (
         "Create demo rows for every maintenance task: per unit of --scale, 10 expired and 5 "
-        "live submissions, outputs, idempotency keys, callback receipts and sessions, 2 expired "
+        "live submissions, outputs, idempotency keys, callback receipts, sessions and audit-log "
+        "entries (each expired entry by its own actor), 2 expired "
         "submissions still in an active run, 3 stuck runs and 2 due purge retries. Adds rows "
         "each time it runs; --reset first deletes the rows an earlier seeding created."
     )
@@ -64,6 +66,7 @@ class Command(BaseCommand):
             counts["idempotency_keys"] = self._keys(n)
             counts["callback_receipts"] = self._receipts(n)
             counts["sessions"] = self._sessions(n)
+            counts["audit_entries"] = self._audit_entries(n)
         self.stdout.write(json.dumps({"seeded": counts}))
 
     def _reset(self) -> int:
@@ -196,3 +199,26 @@ class Command(BaseCommand):
             for i in range((EXPIRED + LIVE) * n)
         ]
         return len(Session.objects.bulk_create(sessions, batch_size=1000))
+
+    def _audit_entries(self, n: int) -> int:
+        # Past the default 90-day hot window: archived and deleted, their actors swept.
+        old = self.now - timedelta(days=120)
+        actors = AuditActor.objects.bulk_create(
+            AuditActor(identifier=f"demo-user-{i}@example.com", created_at=old)
+            for i in range(EXPIRED * n + 1)
+        )
+        entries = [
+            AuditLogEntry(
+                actor=actor,
+                action="submission.viewed",
+                target=f"submission:{i}",
+                timestamp=old,
+                payload={"demo": True},
+            )
+            for i, actor in enumerate(actors[: EXPIRED * n])
+        ]
+        entries += [
+            AuditLogEntry(actor=actors[-1], action="submission.created", timestamp=self.now)
+            for _ in range(LIVE * n)
+        ]
+        return len(AuditLogEntry.objects.bulk_create(entries, batch_size=1000))

@@ -7,6 +7,8 @@ from django.db import transaction
 
 from validibot.core.maintenance import MaintenanceCommand, claim, count_limited
 from validibot.retention.models import PurgeRetry
+from validibot.retention.repair import ensure_do_not_store_retries as ensure_retries
+from validibot.retention.repair import report
 from validibot.retention.services import due_retries, process_retry
 
 
@@ -20,6 +22,7 @@ class Command(MaintenanceCommand):
     batch_size_setting = "VALIDIBOT_PURGE_RETRY_BATCH_SIZE"
 
     def perform(self, options: dict[str, Any]) -> None:
+        report(self, "missing do-not-store retr(y/ies)", ensure_retries(self.now, self.dry_run))
         if self.dry_run:
             due = count_limited(due_retries(self.now), self.dry_run_limit())
             self.counts["succeeded"] = due

@@ -1,6 +1,9 @@
 """Remove the content and stored file of validation outputs past their expiry; keep the row."""
 
+from typing import Any
+
 from validibot.retention.commands import PurgeCommand
+from validibot.retention.repair import repair_output_deadlines, report
 from validibot.retention.services import OUTPUTS
 
 
@@ -12,3 +15,9 @@ class Command(PurgeCommand):
     )
     task_name = "purge_expired_outputs"
     target = OUTPUTS
+
+    def perform(self, options: dict[str, Any]) -> None:
+        report(
+            self, "output deadline(s) from their run's end", repair_output_deadlines(self.dry_run)
+        )
+        super().perform(options)

@@ -1,6 +1,9 @@
 """Remove the content and stored file of submissions past their expiry; keep the row."""
 
+from typing import Any
+
 from validibot.retention.commands import PurgeCommand
+from validibot.retention.repair import repair_submission_deadlines, report
 from validibot.retention.services import SUBMISSIONS
 
 
@@ -12,3 +15,11 @@ class Command(PurgeCommand):
     )
     task_name = "purge_expired_submissions"
     target = SUBMISSIONS
+
+    def perform(self, options: dict[str, Any]) -> None:
+        report(
+            self,
+            "submission deadline(s) from the latest terminal run",
+            repair_submission_deadlines(self.dry_run),
+        )
+        super().perform(options)

@@ -4,7 +4,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 from django.db.models import Q
 
@@ -15,12 +15,17 @@ REASON = (
     "Timed out: no callback or heartbeat received from the validator for {minutes} minutes. "
     "The validator may have crashed or lost its connection; re-run the validation."
 )
+DEADLINE_REASON = (
+    "Timed out: no callback received from the validator before this attempt's deadline "
+    "({deadline}). The validator may have crashed or lost its connection; re-run the validation."
+)
 
 
 class Command(MaintenanceCommand):
     help = (
         "Mark runs in RUNNING whose started_at and last heartbeat are both older than the "
-        "timeout as TIMED_OUT, with a plain-language error."
+        "timeout as TIMED_OUT, with a plain-language error. A run with its own timeout_at "
+        "times out once that deadline has passed, whatever the site-wide timeout."
     )
     task_name = "cleanup_stuck_runs"
     batch_size_setting = "VALIDIBOT_PURGE_BATCH_SIZE"
@@ -31,29 +36,56 @@ class Command(MaintenanceCommand):
             type=positive_int,
             default=None,
             help="Minutes without progress after which a run is stuck "
-            "(default: settings.VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES, 30).",
+            "(default: settings.VALIDATOR_TIMEOUT_SECONDS / 60, i.e. 60; the schedule passes 30).",
         )
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        self.minutes = options["timeout_minutes"] or _default_minutes()
+
     def perform(self, options: dict[str, Any]) -> None:
-        minutes = options["timeout_minutes"] or settings.VALIDIBOT_STUCK_RUN_TIMEOUT_MINUTES
+        minutes = self.minutes
         cutoff = self.now - timedelta(minutes=minutes)
+        running = ValidationRun.objects.filter(status=RunStatus.RUNNING)
         # A heartbeat newer than the cutoff means the validator is alive, however old the run.
-        stuck = ValidationRun.objects.filter(
-            status=RunStatus.RUNNING, started_at__lt=cutoff
-        ).filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
+        site_wide = Q(timeout_at__isnull=True, started_at__lt=cutoff) & (
+            Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff)
+        )
+        # An attempt's own deadline replaces the site-wide cutoff, earlier or later.
+        own_deadline = Q(timeout_at__isnull=False, timeout_at__lt=self.now)
         if self.dry_run:
-            self.counts["timed_out"] = count_limited(stuck, self.dry_run_limit())
+            self.counts["timed_out"] = count_limited(
+                running.filter(site_wide | own_deadline), self.dry_run_limit()
+            )
             self.progress(f"dry run: would time out {self.counts['timed_out']} run(s)")
             return
         for number in self.batches():
             with transaction.atomic():
-                pks = [run.pk for run in claim(stuck.only("pk"), self.batch_size)]
-                if not pks:
+                runs = claim(
+                    running.filter(site_wide | own_deadline).only("pk", "timeout_at"),
+                    self.batch_size,
+                )
+                if not runs:
                     break
-                ValidationRun.objects.filter(pk__in=pks, status=RunStatus.RUNNING).update(
+                self._time_out(runs, minutes)
+            self.counts["timed_out"] += len(runs)
+            self.progress(f"batch {number}: timed out {len(runs)} run(s)")
+
+    def _time_out(self, runs: list[ValidationRun], minutes: int) -> None:
+        general = [run.pk for run in runs if run.timeout_at is None]
+        ValidationRun.objects.filter(pk__in=general, status=RunStatus.RUNNING).update(
+            status=RunStatus.TIMED_OUT, finished_at=self.now, error=REASON.format(minutes=minutes)
+        )
+        for run in runs:
+            if run.timeout_at is not None:
+                ValidationRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
                     status=RunStatus.TIMED_OUT,
                     finished_at=self.now,
-                    error=REASON.format(minutes=minutes),
+                    error=DEADLINE_REASON.format(deadline=run.timeout_at.isoformat()),
                 )
-            self.counts["timed_out"] += len(pks)
-            self.progress(f"batch {number}: timed out {len(pks)} run(s)")
+
+
+def _default_minutes() -> int:
+    seconds = int(settings.VALIDATOR_TIMEOUT_SECONDS)
+    if seconds < 60:
+        raise CommandError(f"VALIDATOR_TIMEOUT_SECONDS={seconds} must be at least 60")
+    return seconds // 60

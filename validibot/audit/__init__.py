@@ -1,0 +1,1 @@
+"""Audit app: the audit log, and its retention (archive, verify, then delete)."""
