@@ -82,6 +82,9 @@ class Command(BaseCommand):
             IdempotencyKey.objects.filter(key__startswith="demo-"),
             CallbackReceipt.objects.filter(callback_id__startswith="demo-"),
             Session.objects.filter(session_key__startswith="demo", session_data="e30:demo"),
+            # Entries before their actors (PROTECT); live entries would otherwise pile up.
+            AuditLogEntry.objects.filter(actor__identifier__startswith="demo-user-"),
+            AuditActor.objects.filter(identifier__startswith="demo-user-"),
         ):
             deleted += queryset.delete()[0]
         return deleted
