@@ -23,6 +23,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster._utils.hosted_user_process import recon_job_from_origin
 
+from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks_for_backend
 from validibot_ops.tags import TRIGGER_TAG
 
 LOCAL_WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.local.yaml"
@@ -104,11 +105,14 @@ def _counts(instance: dg.DagsterInstance, run_id: str) -> str:
 
 
 def run_every_job(instance: dg.DagsterInstance) -> list[DemoRun]:
-    """Launch each job of the local location once, tagged ``validibot/trigger=demo``."""
+    """Launch each scheduled task's job once, tagged ``validibot/trigger=demo``."""
+    # One per task Dagster schedules: a gcp-only task has a job (for its HTTP trigger) but is
+    # not part of this deployment's maintenance.
+    scheduled = {task.id for task in get_tasks_for_backend(BACKEND_DAGSTER)}
     rows = []
     with local_repository(instance) as (location, repository):
         for job in sorted(repository.get_all_jobs(), key=lambda j: j.name):
-            if job.name.startswith("__"):
+            if job.name not in scheduled:
                 continue
             run = create_run(instance, location, repository, job, {TRIGGER_TAG: "demo"}, QUIET)
             execute_run(recon_job_from_origin(run.job_code_origin), run, instance)
