@@ -32,7 +32,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 # The production instance config (Postgres storage read from DAGSTER_PG_* at start-up). The
 # DockerRunLauncher variant replaces this file with a bind mount (deploy/docker-compose.docker-run-launcher.yml).
 RUN mkdir -p "$DAGSTER_HOME" "$VALIDIBOT_MEDIA_ROOT" \
-    && cp dagster.yaml "$DAGSTER_HOME/dagster.yaml" \
+    && cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml" \
     && useradd --system --uid 10001 --gid 0 --home-dir /app validibot \
     && chown -R validibot:0 "$DAGSTER_HOME" "$VALIDIBOT_MEDIA_ROOT"
 

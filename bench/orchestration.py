@@ -4,7 +4,7 @@ Run ``python bench/orchestration.py`` (5 runs per way, two schedule ticks) or ``
 (2 runs per way, no ticks). Needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379.
 
 One :class:`~tests.support.dagster_stack.DagsterStack` (fresh Postgres databases for Django
-and the Dagster instance, the production ``dagster.yaml``, a private Redis db) serves every
+and the Dagster instance, production's ``deploy/dagster.yaml``, a private Redis db) serves every
 way, and each way runs the test-only ``noop_task`` command (registry task ``test_noop``):
 
 - ``bare_celery`` (the baseline, the seed's way): a Celery app on the same Redis whose task

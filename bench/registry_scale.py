@@ -116,8 +116,8 @@ def probe(code: str, env: dict[str, str]) -> dict[str, Any]:
 def validate(env: dict[str, str]) -> dict[str, Any]:
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
     argv = [dagster, "definitions", "validate", "-m", "validibot_ops.definitions"]
-    # An empty DAGSTER_HOME and working directory: the checkout's dagster.yaml is the
-    # production instance (Postgres storage from env vars), which loading does not need.
+    # An empty DAGSTER_HOME and working directory: loading needs no instance config (the
+    # checkout's local dagster.yaml, or production's deploy/dagster.yaml).
     with tempfile.TemporaryDirectory(prefix="validibot-bench-dagster-home-") as home:
         wall, rss, _ = run_child(argv, {**env, "DAGSTER_HOME": home}, cwd=Path(home))
     return {"load_s": wall, "wall_s": wall, "rss_mb": rss}

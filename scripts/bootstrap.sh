@@ -1,7 +1,9 @@
 # Sourced by scripts/demo and scripts/test: find Python 3.12, get uv, install the locked deps.
 # Everything the project needs is installed from pyproject.toml + uv.lock; nothing by hand.
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+# -P: a symlinked scripts/ (tests/docs runs the README from a view of the checkout) still
+# syncs the real checkout, never a copy of its path.
+cd -P "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 export UV_PYTHON_DOWNLOADS=never
 
 find_python() {

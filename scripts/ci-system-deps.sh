@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # System packages the tests need: Debian's docker.io (dockerd) and busybox-static (the rootfs of
 # the test images, imported locally because no registry is reachable) for the Docker tests, and
-# chromium for the UI test (Playwright drives /usr/bin/chromium; it never downloads a browser).
+# chromium for the UI test (Playwright drives /usr/bin/chromium; it never downloads a browser),
+# curl and jq for the executed docs (tests/docs/test_executed_docs.py).
 # Installs only in CI (CI=true) or when asked (--install); a quick no-op when all are present.
 set -euo pipefail
 
-PACKAGES=(docker.io busybox-static chromium)
+PACKAGES=(docker.io busybox-static chromium curl jq)
 
 have_all() {
     local installed

@@ -1,7 +1,7 @@
 """``validibot-ops``: the demo, the local dev stack and the Celery worker, in one entry point.
 
 validibot-ops demo                  # bare laptop: SQLite, in-process, every job once
-validibot-ops dev [-- dagster dev args]   # webserver + daemon on the embedded default
+validibot-ops dev [--port N] [--host H] [-- dagster dev args]   # webserver + daemon, local
 validibot-ops worker --queue default      # production: a Celery worker on Redis
 validibot-ops sync-schedules [--dry-run|--check] [-w workspace.yaml]  # schedules = registry
 """
@@ -9,33 +9,24 @@ validibot-ops sync-schedules [--dry-run|--check] [-w workspace.yaml]  # schedule
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOCAL_HOME = REPO_ROOT / ".dagster_home"
-LOCAL_INSTANCE_YAML = """\
-# Written by validibot-ops (demo, dev) for the embedded default: SQLite storage under this
-# folder, queued runs limited to one per task (the same tag limit as production), telemetry
-# off. Production uses the repository's dagster.yaml (Postgres, run monitoring).
-telemetry:
-  enabled: false
-run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
-    tag_concurrency_limits:
-      - key: validibot/task
-        value:
-          applyLimitPerUniqueValue: true
-        limit: 1
-run_retries:
-  enabled: true
-  max_retries: 1
-  retry_on_asset_or_op_failure: false
-"""
+LOCAL_INSTANCE_YAML = REPO_ROOT / "dagster.yaml"
+"""The local instance config (SQLite, queued runs, one per task); production's is deploy/."""
+LOCAL_WORKSPACE = REPO_ROOT / "workspace.local.yaml"
+"""The one code location, ``validibot_ops``, as dev, the demo and the stock CLI load it."""
+DEFAULT_DEV_HOST, DEFAULT_DEV_PORT = "127.0.0.1", 3000
+STOP_GRACE_SECONDS = 10.0
+"""After SIGTERM/SIGINT, how long `dagster dev` gets to stop its tree before it is killed."""
 
 
 def _venv_bin_on_path(env: dict[str, str]) -> dict[str, str]:
@@ -47,13 +38,17 @@ def _venv_bin_on_path(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _local_home(kind_yaml: str) -> Path:
-    """``$DAGSTER_HOME`` if set, else ``.dagster_home`` in the checkout (created on first use)."""
+def _local_home() -> Path:
+    """``$DAGSTER_HOME`` if set, else ``.dagster_home`` in the checkout (created on first use).
+
+    A home without an instance config gets a copy of the root ``dagster.yaml``; an existing
+    one is left alone (it may be yours).
+    """
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_LOCAL_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
     instance_yaml = home / "dagster.yaml"
     if not instance_yaml.exists():
-        instance_yaml.write_text(kind_yaml, encoding="utf-8")
+        shutil.copyfile(LOCAL_INSTANCE_YAML, instance_yaml)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -66,7 +61,7 @@ def _embedded_default() -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     _embedded_default()
-    home = _local_home(LOCAL_INSTANCE_YAML)
+    home = _local_home()
     import logging
 
     import django
@@ -80,62 +75,116 @@ def cmd_demo(args: argparse.Namespace) -> int:
     database = settings.DATABASES["default"]
     print(f"== Django database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}")
     call_command("migrate", verbosity=0)
-    print("== migrated; seeding demo data")
-    call_command("seed_demo_data", *(["--scale", str(args.scale)] if args.scale else []))
+    print("== migrated; replacing earlier demo rows with fresh ones")
+    call_command("seed_demo_data", "--reset", *(["--scale", str(args.scale)] if args.scale else []))
 
     import dagster as dg
 
-    from validibot_ops.definitions import defs
-    from validibot_ops.tags import TRIGGER_TAG
+    from validibot_ops.demo import render_table, run_every_job
 
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    rows = []
-    failed = 0
     with dg.DagsterInstance.get() as instance:
-        print(f"== running every job once through Dagster (history in {home})")
-        for job in sorted(defs.resolve_all_job_defs(), key=lambda j: j.name):
-            if job.name.startswith("__"):
-                continue
-            result = job.execute_in_process(
-                instance=instance,
-                run_config=quiet,
-                tags={TRIGGER_TAG: "demo"},
-                raise_on_error=False,
-            )
-            summary = result.output_for_node(job.name) if result.success else None
-            status = result.dagster_run.status.value
-            failed += not result.success
-            counts = (summary or {}).get("counts", {})
-            shown = ", ".join(f"{k}={v}" for k, v in counts.items()) or "-"
-            rows.append((job.name, status, shown, result.run_id[:8]))
-
-    width = [
-        max(len(r[i]) for r in [*rows, ("task", "status", "rows affected", "run")])
-        for i in range(4)
-    ]
-    header = ("task", "status", "rows affected", "run")
-    for row in [header, tuple("-" * w for w in width), *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, width, strict=True)).rstrip())
+        print(f"== launching every job once as a run of validibot_ops (history in {home})")
+        rows = run_every_job(instance)
+    print(render_table(rows))
+    ok = sum(row.succeeded for row in rows)
     print(
-        f"\n{len(rows) - failed}/{len(rows)} jobs succeeded; run history is in {home}.\n"
-        "Open the UI with `validibot-ops dev` (http://127.0.0.1:3000): Runs shows these runs,\n"
-        "Automation shows the schedules, the validibot_maintenance assets plot the counts."
+        f"\n{ok}/{len(rows)} jobs succeeded; run history is in {home}.\n"
+        f"Open the UI with `validibot-ops dev` (http://{DEFAULT_DEV_HOST}:{DEFAULT_DEV_PORT}): "
+        "each job's Runs tab\nshows its run, Automation the schedules, the validibot_maintenance "
+        "assets plot the counts."
     )
-    return 1 if failed else 0
+    return 0 if ok == len(rows) else 1
+
+
+def _client_url(host: str, port: int) -> str:
+    """Where clients reach a server bound to ``host`` (a wildcard bind answers on loopback)."""
+    reachable = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104
+    if ":" in reachable:
+        reachable = f"[{reachable}]"
+    return f"http://{reachable}:{port}"
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
     _embedded_default()
-    _local_home(LOCAL_INSTANCE_YAML)
+    home = _local_home()
+    url = _client_url(args.host, args.port)
+    os.environ["VALIDIBOT_DAGSTER_URL"] = url
     env = _venv_bin_on_path(dict(os.environ))
     dagster = shutil.which("dagster", path=env["PATH"])
     if dagster is None:
         print("error: the `dagster` command is not installed in this environment", file=sys.stderr)
         return 2
-    argv = [dagster, "dev", "-m", "validibot_ops.definitions", *args.dagster_args]
-    print(f"== DAGSTER_HOME={env['DAGSTER_HOME']}: {' '.join(argv[1:])}", flush=True)
-    os.execve(dagster, argv, env)
-    return 0  # pragma: no cover - execve does not return
+    argv = [
+        dagster,
+        "dev",
+        "-w",
+        str(LOCAL_WORKSPACE),
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        *args.dagster_args,
+    ]
+    print(f"== DAGSTER_HOME={home}: {' '.join(argv[1:])}")
+    print(f"== UI and GraphQL on {url}. In another shell, for the status commands and the CLI:")
+    print(f"export VALIDIBOT_DAGSTER_URL={url}   # doctor, scheduled_task_status, sync_schedules")
+    print(f"export DAGSTER_HOME={home}   # the stock dagster CLI", flush=True)
+    # Run from DAGSTER_HOME: `dagster dev` warns about a dagster.yaml in its working directory
+    # unless that directory is DAGSTER_HOME (the checkout's root file is only the template).
+    return supervise(argv, env, cwd=home)
+
+
+def supervise(argv: list[str], env: dict[str, str], cwd: Path) -> int:
+    """Run ``argv`` in its own process group; SIGTERM/SIGINT/SIGHUP stop the whole group.
+
+    `dagster dev` stops its webserver, daemon and code servers on SIGINT (Ctrl-C reaches the
+    whole foreground group) but ignores SIGTERM. Here any of the three becomes a SIGINT to the
+    group, and whatever is still alive ``STOP_GRACE_SECONDS`` later is killed.
+    """
+    child = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True)
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    while child.poll() is None and not received:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=0.5)
+    if not received:
+        _stop_group(child, graceful=False)  # `dagster dev` died: leave no code server behind
+        return child.returncode
+    print(f"== signal {signal.Signals(received[0]).name}: stopping dagster dev", flush=True)
+    _stop_group(child, graceful=True)
+    return 0
+
+
+def _stop_group(child: subprocess.Popen, *, graceful: bool) -> None:
+    """SIGINT the group, wait for it to empty (bounded), then SIGKILL what is left."""
+    pgid = child.pid
+    if graceful:
+        _signal_group(pgid, signal.SIGINT)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        # poll() reaps the leader: a zombie would keep the group "alive" until the deadline.
+        while (child.poll() is None or _group_alive(pgid)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    _signal_group(pgid, signal.SIGKILL)
+    child.wait()
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Any process left in the group (a zombie leader counts until it is reaped)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -227,6 +276,8 @@ def cmd_sync_schedules(args: argparse.Namespace) -> int:
     )
 
     workspace = [Path(p) for p in args.workspace] or [DEFAULT_WORKSPACE]
+    if not os.environ.get("DAGSTER_HOME") and DEFAULT_LOCAL_HOME.is_dir():
+        os.environ["DAGSTER_HOME"] = str(DEFAULT_LOCAL_HOME)  # the instance `dev` serves
     try:
         with (
             dg.DagsterInstance.get() as instance,
@@ -245,6 +296,17 @@ def cmd_sync_schedules(args: argparse.Namespace) -> int:
         print(f"warning: {drift.line()}", file=sys.stderr)
     print(f"synced: {len(plan.changes)} changed; {plan.summary()}")
     return 0
+
+
+def _port(value: str) -> int:
+    """argparse type: a TCP port, 1..65535."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number (1..65535), got {value!r}")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,10 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser(
         "dev",
         help="`dagster dev` (webserver + daemon) on the embedded default",
-        description="Starts the Dagster webserver and daemon for validibot_ops.definitions "
-        "with SQLite storage in .dagster_home. Arguments after -- go to `dagster dev`.",
+        description="Starts the Dagster webserver and daemon for the code location "
+        "validibot_ops (workspace.local.yaml) with SQLite storage in .dagster_home, and prints "
+        "the VALIDIBOT_DAGSTER_URL to export for the status commands. SIGTERM or SIGINT stops "
+        "all of it. Arguments after -- go to `dagster dev`.",
     )
-    dev.add_argument("dagster_args", nargs="*", help="passed to dagster dev (e.g. -p 3001)")
+    dev.add_argument(
+        "--port", "-p", type=_port, default=DEFAULT_DEV_PORT, help="webserver port (default 3000)"
+    )
+    dev.add_argument(
+        "--host", default=DEFAULT_DEV_HOST, help="interface to bind (default 127.0.0.1)"
+    )
+    dev.add_argument("dagster_args", nargs="*", help="passed to dagster dev after --")
     dev.set_defaults(func=cmd_dev)
 
     worker = sub.add_parser(

@@ -12,10 +12,11 @@ import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
 
 from validibot.tasks.registry import MaintenanceTask
+from validibot.tasks.triggers import trigger_of
 from validibot.tasks.vocabulary import OVER_STATUSES
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY
 from validibot_ops.resources import DjangoResource
-from validibot_ops.tags import ASSET_PREFIX, CELERY_QUEUE_TAG, TASK_TAG
+from validibot_ops.tags import ASSET_PREFIX, CELERY_QUEUE_TAG, TASK_TAG, TRIGGER_TAG
 
 
 class TaskRunConfig(dg.Config):
@@ -146,6 +147,19 @@ def raise_for_stop(
         )
 
 
+def _record_trigger(context: dg.OpExecutionContext) -> None:
+    """Store the resolved ``validibot/trigger`` on the run (``manual`` -> ui/cli, copies -> retry).
+
+    Runs Dagster creates for us (Launchpad, ``dagster job launch``, re-execution, run retries)
+    only carry the job's default or their parent's value; writing the resolved one here makes
+    the Runs list, ``runsOrError`` tag filters and the status command agree.
+    """
+    tags = context.run.tags
+    resolved = trigger_of(tags)
+    if tags.get(TRIGGER_TAG) != resolved:
+        context.instance.add_run_tags(context.run_id, {TRIGGER_TAG: resolved})
+
+
 def build_task_op(task: MaintenanceTask) -> dg.OpDefinition:
     """One op, named after the task, that runs its command and reports the JSON summary.
 
@@ -171,6 +185,7 @@ def build_task_op(task: MaintenanceTask) -> dg.OpDefinition:
         from validibot.core.runner import TaskFailed
 
         _refuse_if_run_finished(context, task)
+        _record_trigger(context)
         args = (["--dry-run"] if config.dry_run else []) + list(config.extra_args)
         log = context.log
         context.log.info(

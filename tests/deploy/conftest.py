@@ -12,7 +12,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 LAUNCHER_OVERLAY = ROOT / "deploy" / "docker-compose.docker-run-launcher.yml"
-ROOT_INSTANCE = ROOT / "dagster.yaml"
+ROOT_INSTANCE = ROOT / "deploy" / "dagster.yaml"  # the production instance config
 LAUNCHER_INSTANCE = ROOT / "deploy" / "dagster.docker-run-launcher.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"

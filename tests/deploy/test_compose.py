@@ -281,7 +281,7 @@ def test_launcher_env_vars_are_set_wherever_the_daemon_runs():
 def test_dockerfile_installs_the_instance_config_and_puts_the_venv_on_path():
     text = DOCKERFILE.read_text()
     assert ROOT_INSTANCE.is_file()
-    assert 'cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"' in text
+    assert 'cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"' in text
     assert f"WORKDIR {IMAGE_WORKDIR}" in text
     assert "uv sync --frozen --no-dev" in text
     assert {"DAGSTER_HOME", "DJANGO_SETTINGS_MODULE", "PATH"} <= dockerfile_env()

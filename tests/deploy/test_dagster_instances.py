@@ -1,5 +1,4 @@
-"""The DockerRunLauncher instance variant is the root dagster.yaml with another launcher, and
-loads."""
+"""The DockerRunLauncher variant is deploy/dagster.yaml with another launcher, and loads."""
 
 from __future__ import annotations
 
@@ -23,7 +22,9 @@ def test_variant_is_the_root_instance_plus_a_docker_run_launcher():
     launcher = variant.pop("run_launcher")
     root_launcher = root.pop("run_launcher")
     assert root_launcher["class"] == "ValidibotRunLauncher"
-    assert variant == root, "deploy/dagster.docker-run-launcher.yaml drifted from dagster.yaml"
+    assert variant == root, (
+        "deploy/dagster.docker-run-launcher.yaml drifted from deploy/dagster.yaml"
+    )
     assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
 
 

@@ -29,8 +29,8 @@ MONITORING_EDITS = {
 
 
 def write_fault_instance_yaml(directory: Path) -> Path:
-    """The repository's dagster.yaml with the faster run-monitoring clock above."""
-    text = (REPO_ROOT / "dagster.yaml").read_text()
+    """The production deploy/dagster.yaml with the faster run-monitoring clock above."""
+    text = (REPO_ROOT / "deploy" / "dagster.yaml").read_text()
     for old, new in MONITORING_EDITS.items():
         assert old in text, f"dagster.yaml no longer has {old.strip()!r}; update MONITORING_EDITS"
         text = text.replace(old, new)

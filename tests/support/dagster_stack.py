@@ -6,7 +6,7 @@ the webserver. Each process runs in its own session and is stopped by PID (proce
         stack.run_cli(["dagster", "job", "execute", "-m", "validibot_ops.definitions", "-j", ...])
         with stack.instance() as instance: ...
 
-The instance uses the repository's own ``dagster.yaml`` (the production file), pointed at a
+The instance uses the production ``deploy/dagster.yaml``, pointed at a
 fresh Postgres database; Django uses another fresh Postgres database, migrated once.
 """
 
@@ -140,7 +140,7 @@ class DagsterStack:
         django_db, dagster_db = f"vb_it_django_{suffix}", f"vb_it_dagster_{suffix}"
         home = root / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
-        shutil.copy(instance_yaml or REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+        shutil.copy(instance_yaml or REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
         (root / "media").mkdir(exist_ok=True)
         redis_db = random.randint(8, 15)  # keep clear of the default db 0 other runs may use
         env = {

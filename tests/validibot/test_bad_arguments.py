@@ -26,6 +26,9 @@ SHARED_BAD = [
     ("--batch-size=2.5", "--batch-size", "must be an integer"),
     ("--max-batches=-1", "--max-batches", "must be zero or a positive integer"),
     ("--max-batches=many", "--max-batches", "must be an integer"),
+    ("--batch-size=99999999999999999999", "--batch-size", "(1..2147483647)"),
+    ("--batch-size=2147483648", "--batch-size", "(1..2147483647)"),
+    ("--max-batches=99999999999999999999", "--max-batches", "(0..2147483647)"),
 ]
 OWN_BAD = [
     ("cleanup_stuck_runs", "--timeout-minutes=0", "--timeout-minutes", "positive integer"),
@@ -89,6 +92,21 @@ def test_bad_argument_exits_non_zero_from_the_shell(argv):
 
     assert result.returncode != 0
     assert "must be" in result.stderr
+    assert result.stdout == ""
+
+
+def test_an_out_of_range_number_names_the_option_and_its_range_and_exits_2():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "clear_sessions", "--batch-size", "99999999999999999999"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"DJANGO_SETTINGS_MODULE": "config.settings.test", "PATH": "/usr/bin:/bin"},
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert "argument --batch-size: must be a positive integer (1..2147483647)" in result.stderr
     assert result.stdout == ""
 
 

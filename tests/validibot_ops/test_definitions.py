@@ -142,8 +142,7 @@ def test_loading_definitions_sets_up_no_django_and_opens_no_database():
 
 @pytest.mark.subprocess
 def test_dagster_definitions_validate_passes(tmp_path):
-    # DAGSTER_HOME is set because, without it, dagster reads ./dagster.yaml: the production
-    # file, whose Postgres settings come from env vars this test does not set.
+    # DAGSTER_HOME is set so the check never touches the checkout's own instance.
     result = subprocess.run(
         [str(VENV_BIN / "dagster"), "definitions", "validate", "-m", "validibot_ops.definitions"],
         cwd=REPO_ROOT,

@@ -48,19 +48,29 @@ SUMMARY_KEYS = ("task", "status", "dry_run", "counts", "duration_s")
 BUSY_REASON = "another execution of this task holds its lock"
 
 
+MAX_INT_OPTION = 2**31 - 1
+"""Upper bound of every integer option: a 32-bit signed int fits every backend's columns and
+LIMIT clauses (SQLite and Postgres fail with "datatype mismatch" / "bigint out of range" above
+2**63, long after any sensible batch size)."""
+
+
 def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1."""
+    """argparse type: an integer from 1 to :data:`MAX_INT_OPTION`."""
     number = _int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    if not 1 <= number <= MAX_INT_OPTION:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive integer (1..{MAX_INT_OPTION}), got {value!r}"
+        )
     return number
 
 
 def non_negative_int(value: str) -> int:
-    """argparse type: an integer >= 0."""
+    """argparse type: an integer from 0 to :data:`MAX_INT_OPTION`."""
     number = _int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or a positive integer, got {value!r}")
+    if not 0 <= number <= MAX_INT_OPTION:
+        raise argparse.ArgumentTypeError(
+            f"must be zero or a positive integer (0..{MAX_INT_OPTION}), got {value!r}"
+        )
     return number
 
 

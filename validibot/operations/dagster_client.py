@@ -11,8 +11,8 @@ summary counts the op reported, lists a task's recent runs and starts/stops sche
     client.stop_schedule("clear_sessions_schedule")
 
 The repository and code location of a job or schedule are discovered (``repositoriesOrError``)
-rather than hard-coded: the location is ``validibot_ops`` under the workspace files but
-``validibot_ops.definitions`` under ``dagster-webserver -m``.
+rather than hard-coded; every supported entry point (``validibot-ops dev``,
+``workspace.local.yaml``, ``workspace.yaml``) names the location ``validibot_ops``.
 
 With the production ``QueuedRunCoordinator`` a launched run stays ``QUEUED`` until
 ``dagster-daemon`` dequeues it.

@@ -11,7 +11,8 @@ TASK_TAG = "validibot/task"
 """Every run of a maintenance job carries its registry id; dagster.yaml limits it to 1 at a time."""
 
 TRIGGER_TAG = "validibot/trigger"
-"""Which surface started the run: schedule, ui, cli, graphql, http, demo, retry."""
+"""Which surface started the run: schedule, ui, cli, graphql, http, demo, retry (jobs default it
+to ``manual``; the op records the resolved value: validibot.tasks.triggers)."""
 
 OVERRIDE_TAG = "validibot/override"
 """Set on schedules whose cron or enabled state comes from the incident overrides file."""

@@ -9,7 +9,7 @@ from tests.support.dagster_stack import DagsterStack
 
 @pytest.fixture(scope="module")
 def celery_stack(postgres_service, redis_service, tmp_path_factory):
-    """Postgres-backed instance (the repo's dagster.yaml), Redis broker, one worker per queue."""
+    """Postgres instance (deploy/dagster.yaml), Redis broker, one worker per queue."""
     root = tmp_path_factory.mktemp("celery-stack")
     # Every process of the stack (workers included) finds the flaky task's marker here.
     extra_env = {"VALIDIBOT_TEST_FLAKY_MARKER": str(root / "flaky-marker")}

@@ -45,6 +45,7 @@ def test_status_shows_last_run_rows_affected_and_health(status_stack):
     sessions = rows["clear_sessions"]
     assert sessions["health"] == "healthy"
     assert sessions["last_status"] == "SUCCESS"
+    assert sessions["last_trigger"] == "cli"  # `dagster job execute`: the op resolved `manual`
     assert sessions["counts"]["deleted"] > 0
     assert sessions["duration_s"] is not None
     assert sessions["next_tick"]

@@ -36,13 +36,19 @@ class Command(BaseCommand):
         "live submissions, outputs, idempotency keys, callback receipts, sessions and audit-log "
         "entries (each expired entry by its own actor), 2 expired "
         "submissions still in an active run, 3 stuck runs and 2 due purge retries. Adds rows "
-        "each time it runs."
+        "each time it runs; --reset first deletes the rows an earlier seeding created."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--scale", type=positive_int, default=1, help="Multiply row counts.")
         parser.add_argument(
             "--no-files", action="store_true", help="Do not write stored files (faster at scale)."
+        )
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="Delete earlier demo rows first, so every seeding leaves the same state "
+            "(validibot-ops demo uses this: its table is the same on every run).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -51,6 +57,8 @@ class Command(BaseCommand):
         n = options["scale"]
         counts: dict[str, int] = {}
         with transaction.atomic():
+            if options["reset"]:
+                self.stdout.write(json.dumps({"reset": self._reset()}))
             counts["submissions"] = self._submissions(n)
             counts["outputs"] = self._outputs(n)
             counts["stuck_runs"] = self._stuck_runs(n)
@@ -60,6 +68,26 @@ class Command(BaseCommand):
             counts["sessions"] = self._sessions(n)
             counts["audit_entries"] = self._audit_entries(n)
         self.stdout.write(json.dumps({"seeded": counts}))
+
+    def _reset(self) -> int:
+        """Delete what earlier seedings created (recognised by their demo names and keys).
+
+        Without this, rows of earlier seedings pile up: the busy submissions stay busy and
+        expired, so ``skipped_busy`` grows with every demo. Runs, outputs and purge retries
+        go with their submissions (CASCADE).
+        """
+        deleted = 0
+        for queryset in (
+            Submission.objects.filter(name__startswith="demo submission "),
+            IdempotencyKey.objects.filter(key__startswith="demo-"),
+            CallbackReceipt.objects.filter(callback_id__startswith="demo-"),
+            Session.objects.filter(session_key__startswith="demo", session_data="e30:demo"),
+            # Entries before their actors (PROTECT); live entries would otherwise pile up.
+            AuditLogEntry.objects.filter(actor__identifier__startswith="demo-user-"),
+            AuditActor.objects.filter(identifier__startswith="demo-user-"),
+        ):
+            deleted += queryset.delete()[0]
+        return deleted
 
     def _file(self, folder: str, index: int) -> str:
         if not self.files:

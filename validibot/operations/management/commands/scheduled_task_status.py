@@ -1,6 +1,7 @@
-"""Per task, at a glance: health, last run (status, when, how long, rows affected), next tick.
+"""Per task, at a glance: health, last run (status, trigger, when, how long, rows), next tick.
 
-Reads run history over the Dagster webserver's GraphQL API and judges health with the same
+Reads run history over the Dagster webserver's GraphQL API (``--url``, default
+``VALIDIBOT_DAGSTER_URL``, which ``validibot-ops dev`` prints) and judges health with the same
 rule as the dead man's switch sensor (validibot/tasks/health.py).
 """
 
@@ -20,6 +21,7 @@ from validibot.tasks.registry import (
     get_tasks_for_backend,
     iter_fire_times,
 )
+from validibot.tasks.triggers import trigger_of
 from validibot.tasks.vocabulary import SUCCESS
 
 HISTORY = 20
@@ -45,7 +47,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--url", default=None, help="Dagster webserver URL")
+        parser.add_argument(
+            "--url", default=None, help="Dagster webserver URL (default VALIDIBOT_DAGSTER_URL)"
+        )
         parser.add_argument("--task", action="append", default=[], help="only this task id")
         parser.add_argument("--json", action="store_true", help="print JSON rows")
         parser.add_argument(
@@ -111,6 +115,7 @@ class Command(BaseCommand):
             "schedule": schedule.status if schedule else "MISSING",
             "last_status": last.status if last else None,
             "last_run_id": last.run_id if last else None,
+            "last_trigger": trigger_of(last.tags) if last else None,
             "last_finished_at": _when(last.end_time) if last else None,
             "duration_s": round(last.duration_s, 1) if last and last.duration_s else None,
             "counts": counts,
@@ -119,7 +124,7 @@ class Command(BaseCommand):
         }
 
     def table(self, rows: list[dict[str, Any]], now: datetime) -> None:
-        header = ("task", "health", "last run", "when", "took", "rows affected", "next tick")
+        header = ("task", "health", "last run", "by", "when", "took", "rows affected", "next tick")
         lines = [header]
         for r in rows:
             counts = ", ".join(f"{k}={v}" for k, v in r["counts"].items()) or "-"
@@ -128,6 +133,7 @@ class Command(BaseCommand):
                     r["task"],
                     r["health"],
                     (r["last_status"] or "never") + (" (+1 running)" if r["in_progress"] else ""),
+                    r["last_trigger"] or "-",
                     _ago(r["last_finished_at"], now),
                     f"{r['duration_s']}s" if r["duration_s"] is not None else "-",
                     counts,
