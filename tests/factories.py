@@ -15,7 +15,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from validibot.audit.models import AuditActor, AuditLogEntry
-from validibot.core.models import IdempotencyKey
+from validibot.operations.models import IdempotencyKey
 from validibot.retention.models import PurgeRetry
 from validibot.submissions.models import RetentionPolicy, Submission
 from validibot.validations.models import (

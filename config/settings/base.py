@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "validibot.core",
     "validibot.submissions",
     "validibot.validations",
+    "validibot.notifications",
     "validibot.retention",
     "validibot.audit",
     "validibot.operations",

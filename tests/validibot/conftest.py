@@ -14,8 +14,8 @@ from django.core.files.storage import FileSystemStorage
 from django.core.management import call_command
 from django.utils import timezone
 
-from validibot.core import periodic_emails
 from validibot.core.maintenance import SUMMARY_KEYS, parse_summary
+from validibot.notifications import periodic_emails
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
 """The frozen 'now' of every test here; microseconds make boundary comparisons exact."""

@@ -13,7 +13,7 @@ from django.db.models.query import QuerySet
 from tests.factories import IdempotencyKeyFactory
 from tests.validibot.conftest import NOW, run_command
 from validibot.core.maintenance import parse_summary
-from validibot.core.models import IdempotencyKey
+from validibot.operations.models import IdempotencyKey
 
 
 @pytest.mark.django_db(transaction=True)

@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.factories import IdempotencyKeyFactory, SubmissionFactory
 from tests.validibot.conftest import NOW, CommandRun, run_command
-from validibot.core.models import IdempotencyKey
+from validibot.operations.models import IdempotencyKey
 from validibot.submissions.models import Submission
 
 ON_POSTGRES = connection.vendor == "postgresql"

@@ -17,6 +17,7 @@ LAYERS = {
     "submissions": 2,
     "validations": 2,
     "audit": 2,
+    "notifications": 2,  # periodic emails
     "retention": 3,  # purges submissions and outputs
     "operations": 4,  # talks to Dagster about every task
     "demo": 5,  # seeds every app

@@ -10,7 +10,7 @@ from django.contrib.sessions.models import Session
 from django.core.management import call_command
 
 from validibot.audit.models import AuditLogEntry
-from validibot.core.models import IdempotencyKey
+from validibot.operations.models import IdempotencyKey
 from validibot.retention.models import PurgeRetry
 from validibot.submissions.models import Submission
 from validibot.tasks.registry import BACKEND_DAGSTER, BUILTIN_TASKS, register

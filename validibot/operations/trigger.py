@@ -45,7 +45,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from validibot.core.models import IdempotencyKey
 from validibot.core.settings_check import setting_errors
 from validibot.operations.dagster_client import (
     DagsterClient,
@@ -55,6 +54,7 @@ from validibot.operations.dagster_client import (
     RunInfo,
     RunNotFound,
 )
+from validibot.operations.models import IdempotencyKey
 from validibot.tasks.overrides import OVERRIDES_ENV, OverridesError, load_overrides
 from validibot.tasks.registry import (
     HARD_LIMIT_ENV,

@@ -19,8 +19,8 @@ from validibot.core.batches import (
     run_in_batches,
     shell_signals,
 )
-from validibot.core.models import IdempotencyKey
 from validibot.core.runner import run_task_command
+from validibot.operations.models import IdempotencyKey
 from validibot.submissions.models import Submission
 
 
@@ -149,7 +149,7 @@ def test_a_deadline_in_the_future_lets_the_command_finish():
 
 @pytest.mark.django_db
 def test_a_stop_check_also_stops_a_command_outside_the_database():
-    from validibot.core.periodic_emails import register_periodic_email_handler
+    from validibot.notifications.periodic_emails import register_periodic_email_handler
 
     calls: list[str] = []
     for name in ("first", "second"):

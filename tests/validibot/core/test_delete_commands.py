@@ -17,7 +17,7 @@ from django.db.models import Model
 
 from tests.factories import CallbackReceiptFactory, IdempotencyKeyFactory, SessionFactory
 from tests.validibot.conftest import NOW
-from validibot.core.models import IdempotencyKey
+from validibot.operations.models import IdempotencyKey
 from validibot.tasks.registry import get_tasks
 from validibot.validations.models import CallbackReceipt
 

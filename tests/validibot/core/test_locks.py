@@ -23,8 +23,8 @@ from tests.factories import IdempotencyKeyFactory, SubmissionFactory
 from tests.support.testapp.management.commands import slow_task
 from tests.validibot.conftest import NOW, run_command
 from validibot.core.locks import lock_key, lock_path
-from validibot.core.models import IdempotencyKey
 from validibot.core.runner import run_task_command
+from validibot.operations.models import IdempotencyKey
 from validibot.submissions.models import Submission
 
 ON_POSTGRES = connection.vendor == "postgresql"
@@ -99,7 +99,7 @@ def test_another_task_is_not_blocked():
 
 @pytest.mark.django_db
 def test_the_lock_is_released_when_the_command_fails():
-    from validibot.core.periodic_emails import register_periodic_email_handler
+    from validibot.notifications.periodic_emails import register_periodic_email_handler
 
     def broken(**_: Any) -> int:
         raise RuntimeError("smtp down")

@@ -10,8 +10,8 @@ import pytest
 from tests.factories import SubmissionFactory, ValidationRunFactory
 from tests.validibot.conftest import NOW
 from validibot.core import runner as scheduled_tasks
-from validibot.core.periodic_emails import register_periodic_email_handler
 from validibot.core.runner import TaskFailed, run_task_command
+from validibot.notifications.periodic_emails import register_periodic_email_handler
 from validibot.tasks.registry import get_tasks
 from validibot.validations.models import RunStatus, ValidationRun
 

@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from tests.validibot.operations.conftest import SCOPED_TOKEN, TOKEN
-from validibot.core.models import IdempotencyKey
 from validibot.operations.dagster_client import DagsterClient
+from validibot.operations.models import IdempotencyKey
 
 pytestmark = pytest.mark.django_db
 

@@ -20,8 +20,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import pytest
 
 from tests.validibot.operations.conftest import SCOPED_TOKEN, TOKEN
-from validibot.core.models import IdempotencyKey
 from validibot.core.settings_check import check_environment
+from validibot.operations.models import IdempotencyKey
 from validibot.operations.trigger import MAX_JSON_DEPTH, json_depth
 from validibot.tasks.overrides import OVERRIDES_ENV
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from tests.validibot.operations.conftest import SCOPED_TOKEN, TOKEN
-from validibot.core.models import IdempotencyKey
+from validibot.operations.models import IdempotencyKey
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.timeout(300)]
 

@@ -15,9 +15,9 @@ import pytest
 
 from tests.support.graphql_relay import GraphQLRelay
 from tests.validibot.operations.conftest import TOKEN
-from validibot.core.models import IdempotencyKey
 from validibot.operations import trigger
 from validibot.operations.dagster_client import DagsterClient
+from validibot.operations.models import IdempotencyKey
 from validibot.tasks.vocabulary import IDEMPOTENCY_TAG
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.timeout(300)]

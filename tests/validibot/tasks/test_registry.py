@@ -15,8 +15,8 @@ from django.core.management import get_commands
 
 from tests.factories import IdempotencyKeyFactory
 from tests.validibot.conftest import NOW
-from validibot.core.models import IdempotencyKey
 from validibot.core.runner import run_task_command
+from validibot.operations.models import IdempotencyKey
 from validibot.tasks.registry import (
     BUILTIN_TASKS,
     TASK_MODULES_ENV,

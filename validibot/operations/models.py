@@ -1,4 +1,8 @@
-"""Core models: idempotency keys for the public API (24-hour lifetime)."""
+"""Idempotency keys of the HTTP trigger (24-hour lifetime).
+
+The table keeps its first name, ``core_idempotencykey``: the model moved here from ``core``
+without a data migration (see ``migrations/0001_initial.py``).
+"""
 
 from datetime import timedelta
 
@@ -21,6 +25,9 @@ class IdempotencyKey(models.Model):
     response_body = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(default=default_idempotency_expiry, db_index=True)
+
+    class Meta:
+        db_table = "core_idempotencykey"
 
     def __str__(self) -> str:
         return self.key

@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 
 from tests.validibot.conftest import NOW
 from validibot.core.maintenance import parse_summary
-from validibot.core.periodic_emails import (
+from validibot.notifications.periodic_emails import (
     get_periodic_email_handlers,
     register_periodic_email_handler,
     unregister_periodic_email_handler,

@@ -3,7 +3,7 @@
 from typing import Any
 
 from validibot.core.maintenance import MaintenanceCommand
-from validibot.core.models import IdempotencyKey
+from validibot.operations.models import IdempotencyKey
 
 
 class Command(MaintenanceCommand):

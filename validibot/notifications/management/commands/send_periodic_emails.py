@@ -5,7 +5,10 @@ from typing import Any
 
 from validibot.core.batches import chunks, run_in_batches
 from validibot.core.maintenance import MaintenanceCommand
-from validibot.core.periodic_emails import PeriodicEmailHandler, get_periodic_email_handlers
+from validibot.notifications.periodic_emails import (
+    PeriodicEmailHandler,
+    get_periodic_email_handlers,
+)
 
 
 class Command(MaintenanceCommand):
