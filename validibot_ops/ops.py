@@ -3,7 +3,6 @@
 # No ``from __future__ import annotations`` here: Dagster reads the op signature's
 # annotations (config class, resource type) at decoration time and needs real types.
 
-import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -102,17 +101,6 @@ def run_deadline(context: dg.OpExecutionContext, task: MaintenanceTask) -> float
     return started + task.hard_time_limit_seconds
 
 
-def stop_kwargs(django: DjangoResource, context: dg.OpExecutionContext, task: MaintenanceTask):
-    """``should_stop`` and ``deadline`` for ``run_command``, when it accepts them."""
-    accepted = inspect.signature(django.run_command).parameters
-    kwargs: dict[str, Any] = {}
-    if "should_stop" in accepted:
-        kwargs["should_stop"] = build_stop_check(context)
-    if "deadline" in accepted:
-        kwargs["deadline"] = run_deadline(context, task)
-    return kwargs
-
-
 def raise_for_stop(
     context: dg.OpExecutionContext, task: MaintenanceTask, summary: dict, metadata: dict
 ) -> None:
@@ -197,7 +185,8 @@ def build_task_op(task: MaintenanceTask) -> dg.OpDefinition:
                 args,
                 on_stdout=log.info,
                 on_stderr=log.warning,
-                **stop_kwargs(django, context, task),
+                should_stop=build_stop_check(context),
+                deadline=run_deadline(context, task),
             )
         except TaskFailed as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
