@@ -13,14 +13,7 @@ import os
 import pytest
 
 from tests.faults import figures
-from tests.faults.helpers import (
-    FAULT_TASK_MODULE,
-    PURGE_LOG_ENV,
-    write_fault_instance_yaml,
-    write_overrides,
-)
-from tests.faults.private_services import private_redis
-from tests.support.dagster_stack import DagsterStack
+from tests.faults.helpers import running_fault_stack, write_fault_instance_yaml
 
 REPORT_ENV = "VALIDIBOT_FAULTS_REPORT"
 
@@ -35,23 +28,9 @@ def fault_stack(postgres_service, tmp_path_factory):
     """Celery on a private Redis, Postgres storage, the daemon and the webserver; no worker
     (each test starts and kills its own). Built-in schedules are paused by an override file."""
     root = tmp_path_factory.mktemp("fault-stack")
-    extra_env = {
-        PURGE_LOG_ENV: str(root / "purge-commits.log"),
-        "VALIDIBOT_SCHEDULE_OVERRIDES": str(write_overrides(root)),
-    }
-    with (
-        private_redis() as broker,
-        DagsterStack.create(
-            root,
-            executor="celery",
-            redis_url=broker.url,
-            task_modules=(FAULT_TASK_MODULE,),
-            extra_env=extra_env,
-            instance_yaml=write_fault_instance_yaml(root),
-        ) as stack,
-    ):
-        stack.start_daemon()
-        _, stack.url = stack.start_webserver()
+    with running_fault_stack(
+        root, executor="celery", instance_yaml=write_fault_instance_yaml(root)
+    ) as stack:
         yield stack
 
 

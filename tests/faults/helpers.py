@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -194,3 +196,43 @@ class Clock:
 
     def __call__(self) -> float:
         return time.monotonic() - self.start
+
+
+@contextlib.contextmanager
+def running_fault_stack(
+    root: Path, *, executor: str, instance_yaml: Path
+) -> Iterator[DagsterStack]:
+    """A fault stack in ``root``: a private Redis, the fault task module, built-in schedules
+    paused by an override file, the daemon and the webserver; no worker (tests start their own)."""
+    from tests.faults.private_services import private_redis
+
+    extra_env = {
+        PURGE_LOG_ENV: str(root / "purge-commits.log"),
+        "VALIDIBOT_SCHEDULE_OVERRIDES": str(write_overrides(root)),
+    }
+    with (
+        private_redis() as broker,
+        DagsterStack.create(
+            root,
+            executor=executor,
+            redis_url=broker.url,
+            task_modules=(FAULT_TASK_MODULE,),
+            extra_env=extra_env,
+            instance_yaml=instance_yaml,
+        ) as stack,
+    ):
+        stack.start_daemon()
+        _, stack.url = stack.start_webserver()
+        yield stack
+
+
+def purged_exactly_once(expired: int, fresh: int) -> dict[str, int]:
+    """What ``submission_state`` reads once every expired row was purged once and whole."""
+    return {
+        "total": expired + fresh,
+        "purged": expired,
+        "unpurged": 0,
+        "fresh_intact": fresh,
+        "half_marked": 0,
+        "half_cleared": 0,
+    }

@@ -8,7 +8,6 @@ is 20 s instead of 120 s, so a dead worker is noticed in seconds, not minutes.
 
 from __future__ import annotations
 
-import inspect
 import json
 import signal
 from pathlib import Path
@@ -20,33 +19,29 @@ import redis
 
 from tests.faults import figures
 from tests.faults.helpers import (
-    FAULT_TASK_MODULE,
     PURGE_LOG_ENV,
     SLOW_PURGE,
     Clock,
     purge_log,
+    purged_exactly_once,
     run_failure_message,
     run_record,
+    running_fault_stack,
     runs_of,
     seed_submissions,
     stuck_runs,
     submission_state,
     wait_run_and_retry,
     write_fault_instance_yaml,
-    write_overrides,
 )
-from tests.faults.private_services import private_redis
-from tests.support.dagster_stack import DagsterStack
 from tests.support.services import wait_until
 from validibot.operations.dagster_client import DagsterClient
-from validibot_ops.resources import DjangoResource
 
 pytestmark = [pytest.mark.services, pytest.mark.postgres, pytest.mark.timeout(600)]
 
 EXPIRED, FRESH, BATCH = 60, 20, 5
 PURGE_ARGS = ["--batch-size", str(BATCH), "--max-batches", "0", "--pause", "0.2"]
 HEARTBEAT_S = 20
-COMMAND_STOPS = "should_stop" in inspect.signature(DjangoResource.run_command).parameters
 
 
 def _warm_instance_yaml(root: Path) -> Path:
@@ -61,23 +56,9 @@ def _warm_instance_yaml(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def warm_stack(postgres_service, tmp_path_factory):
     root = tmp_path_factory.mktemp("warm-stack")
-    extra_env = {
-        PURGE_LOG_ENV: str(root / "purge-commits.log"),
-        "VALIDIBOT_SCHEDULE_OVERRIDES": str(write_overrides(root)),
-    }
-    with (
-        private_redis() as broker,
-        DagsterStack.create(
-            root,
-            executor="warm",
-            redis_url=broker.url,
-            task_modules=(FAULT_TASK_MODULE,),
-            extra_env=extra_env,
-            instance_yaml=_warm_instance_yaml(root),
-        ) as stack,
-    ):
-        stack.start_daemon()
-        _, stack.url = stack.start_webserver()
+    with running_fault_stack(
+        root, executor="warm", instance_yaml=_warm_instance_yaml(root)
+    ) as stack:
         yield stack
 
 
@@ -150,9 +131,6 @@ def test_warm_runs_execute_inside_the_workers_pool_process(stack):
     assert run.tags.get("dagster-celery/task_id"), run.tags
 
 
-@pytest.mark.skipif(
-    not COMMAND_STOPS, reason="needs the command-side stop check (run_command(should_stop=...))"
-)
 def test_terminate_mid_purge_ends_canceled_within_a_batch_and_is_not_retried(stack):
     log = _reset(stack)
     stack.start_worker("default", name="terminated")
@@ -227,14 +205,7 @@ def test_a_warm_worker_killed_mid_purge_is_noticed_by_its_heartbeat_and_retried(
     assert original.status == dg.DagsterRunStatus.FAILURE
     assert "no heartbeat" in reason, reason
     assert retry.status == dg.DagsterRunStatus.SUCCESS, run_failure_message(stack, retry.run_id)
-    assert final == {
-        "total": EXPIRED + FRESH,
-        "purged": EXPIRED,
-        "unpurged": 0,
-        "fresh_intact": FRESH,
-        "half_marked": 0,
-        "half_cleared": 0,
-    }
+    assert final == purged_exactly_once(EXPIRED, FRESH)
     assert sum(commits.values()) == EXPIRED and doubles == 0
 
     # The killed run's task comes back (as Redis does after the visibility timeout): the

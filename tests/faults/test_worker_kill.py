@@ -25,6 +25,7 @@ from tests.faults.helpers import (
     SLOW_PURGE,
     Clock,
     purge_log,
+    purged_exactly_once,
     run_failure_message,
     run_record,
     runs_of,
@@ -133,14 +134,7 @@ def test_a_worker_killed_mid_purge_ends_the_run_and_a_retry_finishes_the_work(st
     assert at_kill["purged"] % BATCH == 0 and at_kill["purged"] >= committed_at_kill, at_kill
     assert at_kill["half_marked"] == at_kill["half_cleared"] == 0, at_kill
     # Nothing lost, nothing purged twice, nothing purged that should stay.
-    assert final == {
-        "total": EXPIRED + FRESH,
-        "purged": EXPIRED,
-        "unpurged": 0,
-        "fresh_intact": FRESH,
-        "half_marked": 0,
-        "half_cleared": 0,
-    }
+    assert final == purged_exactly_once(EXPIRED, FRESH)
     assert sum(commits.values()) == EXPIRED and doubles == 0
     assert restored == 1 and refusals, restored
     assert f"is already {dg.DagsterRunStatus.FAILURE.value}" in refusals[0]
