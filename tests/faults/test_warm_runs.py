@@ -8,6 +8,7 @@ is 20 s instead of 120 s, so a dead worker is noticed in seconds, not minutes.
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 from pathlib import Path
@@ -84,18 +85,31 @@ def _wait_finished(stack, run_id: str, timeout: float = 120) -> dg.DagsterRun:
     return run_record(stack, run_id).dagster_run
 
 
-def _redeliver_unacked(stack, queue: str = "default") -> int:
-    """What Redis does once the visibility timeout passes: every unacknowledged message
-    (kombu's ``unacked`` hash) back onto its queue."""
+def _redeliver_unacked(stack, run_id: str, queue: str = "default") -> int:
+    """What Redis does once the visibility timeout passes, for ``run_id``'s message: an
+    unacknowledged message (kombu's ``unacked`` hash) goes back onto its queue.
+
+    Only that run's message moves: another run's message may be unacknowledged for a moment
+    (a retry still acknowledging), and redelivering it would prove nothing."""
     broker = redis.Redis.from_url(stack.env["REDIS_URL"])
     restored = 0
     for tag, raw in broker.hgetall("unacked").items():
         message = json.loads(raw)[0]
+        if run_id not in _message_text(message):
+            continue
         broker.lpush(queue, json.dumps(message))
         broker.hdel("unacked", tag)
         broker.zrem("unacked_index", tag)
         restored += 1
     return restored
+
+
+def _message_text(message: dict) -> str:
+    """A kombu message's headers and decoded body as text (the body is base64 on Redis)."""
+    body = message.get("body", "")
+    if message.get("properties", {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    return json.dumps(message.get("headers", {})) + str(body)
 
 
 def _event_count(stack, run_id: str) -> int:
@@ -211,7 +225,7 @@ def test_a_warm_worker_killed_mid_purge_is_noticed_by_its_heartbeat_and_retried(
     # The killed run's task comes back (as Redis does after the visibility timeout): the
     # worker refuses it without writing a single event into the finished run.
     events_before = _event_count(stack, run_id)
-    assert _redeliver_unacked(stack) == 1
+    assert _redeliver_unacked(stack, run_id) == 1
     wait_until(lambda: f"refusing run {run_id}" in survivor.log(), 60, what="the refusal")
     assert _event_count(stack, run_id) == events_before
     assert run_record(stack, run_id).dagster_run.status == dg.DagsterRunStatus.FAILURE
