@@ -178,7 +178,7 @@ def build_freshness_alert_sensor(tasks: Sequence[MaintenanceTask]) -> dg.SensorD
                 state.alerted.pop(task.id, None)  # an operator's choice: nothing to report
                 continue
             failing = record is not None and record.freshness_state == FreshnessState.FAIL
-            if failing and task.id not in state.alerted:
+            if record is not None and failing and task.id not in state.alerted:
                 since = record.updated_at.isoformat(timespec="seconds")
                 deliver(_late_alert(task, windows[task.id], since), channels, context.log)
                 state.alerted[task.id] = since

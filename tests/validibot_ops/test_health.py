@@ -15,6 +15,7 @@ from validibot.tasks.health import (
     HEALTHY,
     LATE,
     NEVER_RUN,
+    PENDING,
     STATES,
     STOPPED,
     HealthConfigError,
@@ -97,6 +98,7 @@ def test_every_registry_task_has_an_interval_no_longer_than_a_week(task):
         (True, True, "DEGRADED", "CANCELED", LATE),  # canceled: not failing, not fresh either
         (True, True, "UNKNOWN", None, NEVER_RUN),
         (True, True, None, None, NEVER_RUN),
+        (True, True, "UNKNOWN", "SUCCESS", PENDING),  # e.g. only dry runs, or not judged yet
         (True, True, "HEALTHY", "failure", FAILING),  # the last run failed: that comes first
         (True, False, "DEGRADED", "SUCCESS", STOPPED),  # a stopped schedule is never late
         (True, False, "HEALTHY", "FAILURE", FAILING),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 
 from validibot.operations.dagster_client import DagsterClient, DagsterClientError
-from validibot.tasks.health import HEALTHY, LATE, NEVER_RUN, task_state
+from validibot.tasks.health import HEALTHY, LATE, NEVER_RUN, PENDING, task_state
 from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks_for_backend
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -51,9 +51,10 @@ def check_task_health(client: DagsterClient) -> tuple[str, str]:
         return FAIL, "; ".join(parts) + " (see manage.py scheduled_task_status)"
     if warnings:
         return WARN, f"checks at WARN: {', '.join(warnings)}"
-    shown = {HEALTHY, NEVER_RUN}
+    shown = {HEALTHY, NEVER_RUN, PENDING}
     others = ", ".join(f"{n} {s}" for s, n in sorted(states.items()) if s not in shown)
     return OK, (
-        f"{states[HEALTHY]} fresh by Dagster's freshness policies, {states[NEVER_RUN]} not run yet"
+        f"{states[HEALTHY]} fresh by Dagster's freshness policies, "
+        f"{states[NEVER_RUN] + states[PENDING]} not judged yet"
         + (f"; {others}" if others else "")
     )

@@ -29,7 +29,8 @@ FAILING = "failing"
 DISABLED = "disabled"
 STOPPED = "stopped"
 NEVER_RUN = "never_run"
-STATES = (HEALTHY, LATE, FAILING, DISABLED, STOPPED, NEVER_RUN)
+PENDING = "pending"
+STATES = (HEALTHY, LATE, FAILING, DISABLED, STOPPED, NEVER_RUN, PENDING)
 """Every value :func:`task_state` can return."""
 UNHEALTHY = frozenset({LATE, FAILING})
 """States ``scheduled_task_status --fail-on-unhealthy`` and ``doctor`` fail on."""
@@ -128,8 +129,10 @@ def task_state(
     Returns:
         ``disabled``; ``failing`` (the last finished run failed); ``stopped`` (enabled, but
         its schedule is stopped: never ``late``, the alert sensor stays silent too);
-        ``late`` (Dagster's freshness policy fails); ``never_run`` (Dagster cannot judge yet:
-        no materialization); else ``healthy``. A dry run never counts: it materializes nothing.
+        ``late`` (Dagster's freshness policy fails); ``never_run`` (no run finished yet) or
+        ``pending`` (runs finished, but Dagster has no verdict yet: no real run materialized the
+        asset, or the freshness daemon has not evaluated it); else ``healthy``. A dry run never
+        counts: it materializes nothing.
     """
     if not enabled:
         return DISABLED
@@ -140,5 +143,5 @@ def task_state(
     if freshness == STALE:
         return LATE
     if freshness in {None, FRESHNESS_UNKNOWN}:
-        return NEVER_RUN
+        return PENDING if last_run_status else NEVER_RUN
     return HEALTHY

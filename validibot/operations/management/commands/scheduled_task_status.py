@@ -22,7 +22,15 @@ from validibot.operations.dagster_client import (
     DagsterClientError,
     DagsterUnavailable,
 )
-from validibot.tasks.health import FAILING, LATE, NEVER_RUN, STOPPED, UNHEALTHY, task_state
+from validibot.tasks.health import (
+    FAILING,
+    LATE,
+    NEVER_RUN,
+    PENDING,
+    STOPPED,
+    UNHEALTHY,
+    task_state,
+)
 from validibot.tasks.registry import (
     BACKEND_DAGSTER,
     get_tasks_for_backend,
@@ -53,8 +61,8 @@ def _ago(moment: datetime | None, now: datetime) -> str:
 class Command(BaseCommand):
     help = (
         "Show each scheduled task's health as Dagster judges it (its freshness verdict and "
-        "asset checks: healthy/late/failing/stopped/never_run/disabled), last run status, when "
-        "it ran, its duration, rows affected, and the next tick."
+        "asset checks: healthy/late/failing/stopped/pending/never_run/disabled), last run "
+        "status, when it ran, its duration, rows affected, and the next tick."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -182,7 +190,12 @@ def _reason(state: str, health: AssetHealth | None, last_status: str | None, now
     if state == STOPPED:
         return "the schedule is stopped, so lateness is not reported"
     if state == NEVER_RUN:
-        return f"{seen} yet: Dagster cannot judge freshness until one materializes the asset"
+        return "no run yet: Dagster judges freshness from the first real run on"
+    if state == PENDING:
+        return (
+            "no verdict from Dagster yet: no real (non dry-run) run has materialized the asset, "
+            "or the freshness daemon has not evaluated it (is dagster-daemon running?)"
+        )
     return f"{seen}; {window}" if window else seen
 
 
