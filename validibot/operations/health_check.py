@@ -55,6 +55,5 @@ def check_task_health(client: DagsterClient) -> tuple[str, str]:
     others = ", ".join(f"{n} {s}" for s, n in sorted(states.items()) if s not in shown)
     return OK, (
         f"{states[HEALTHY]} fresh by Dagster's freshness policies, "
-        f"{states[NEVER_RUN] + states[PENDING]} not judged yet"
-        + (f"; {others}" if others else "")
+        f"{states[NEVER_RUN] + states[PENDING]} not judged yet" + (f"; {others}" if others else "")
     )
