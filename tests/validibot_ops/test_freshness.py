@@ -21,10 +21,10 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._daemon.freshness import FreshnessDaemon
 
-from tests.support.testapp.task_definitions import TEST_TASKS
+from tests.support.testapp.task_definitions import HOURLY_NOOP, TEST_TASKS
 from tests.validibot_ops.test_sensors import QUIET, Ticker
 from validibot.tasks.health import GRACE_ENV, task_expected_interval
-from validibot.tasks.registry import BUILTIN_TASKS, MaintenanceTask, get_tasks, register
+from validibot.tasks.registry import BUILTIN_TASKS, get_tasks, register
 from validibot_ops import freshness
 from validibot_ops.definitions import build_definitions
 from validibot_ops.ops import task_asset_key
@@ -32,9 +32,7 @@ from validibot_ops.ops import task_asset_key
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NOOP = next(t for t in TEST_TASKS if t.id == "test_noop")  # every minute: window 2 min
-HOURLY = MaintenanceTask(
-    id="test_hourly_noop", name="Test: hourly no-op", command="noop_task", cron="0 * * * *"
-)
+HOURLY = HOURLY_NOOP
 ROOT = Path(__file__).resolve().parents[2]
 
 
