@@ -222,3 +222,27 @@ def test_an_unreadable_cursor_starts_afresh_and_never_crashes_the_tick(stack):
     stack.ticker.cursor = "not json"
     assert stack.tick(_now()).startswith("watched ")
     assert json.loads(stack.ticker.cursor) == {"alerted": {}}
+
+
+def test_the_graphql_read_of_the_status_command_and_doctor_sees_the_daemons_verdict(stack):
+    """The exact query ``DagsterClient.asset_health`` sends, run against Dagster's real GraphQL
+    schema in-process (the HTTP round trip is covered by test_freshness_daemon.py)."""
+    from dagster_graphql.test.utils import execute_dagster_graphql
+
+    from validibot.operations import dagster_client
+
+    assert stack.run("test_noop").success
+    stack.judge(_now() + timedelta(minutes=5))
+    keys = [{"path": ["validibot_maintenance", t]} for t in ("test_noop", "test_hourly_noop")]
+    result = execute_dagster_graphql(
+        stack.workspace.create_request_context(),
+        dagster_client._ASSET_HEALTH_QUERY,
+        {"keys": keys},
+    )
+    assert result.errors is None
+    found = [dagster_client._asset_health(raw) for raw in result.data["assetNodes"]]
+    health = {h.task_id: h for h in found}
+    assert health["test_noop"].freshness == "DEGRADED"
+    assert health["test_noop"].fail_window_s == 120
+    assert health["test_noop"].last_materialized_at is not None
+    assert health["test_hourly_noop"].freshness == "UNKNOWN"  # never materialized
