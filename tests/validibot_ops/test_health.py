@@ -23,17 +23,9 @@ from validibot.tasks.health import (
     grace_intervals_from_env,
     task_state,
 )
-from validibot.tasks.registry import BUILTIN_TASKS, MaintenanceTask
+from validibot.tasks.registry import BUILTIN_TASKS
 
 NEW_YORK = "America/New_York"
-NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-
-
-def _task(cron: str, timezone: str = "UTC", enabled: bool = True) -> MaintenanceTask:
-    return MaintenanceTask(
-        id="some_task", name="Some task", command="noop_task", cron=cron, timezone=timezone,
-        enabled=enabled,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
