@@ -42,7 +42,10 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import dagster as dg
-from dagster._core.definitions.freshness import FreshnessState  # no public export in 1.13
+from dagster._core.definitions.freshness import (  # no public export in 1.13
+    FreshnessState,
+    FreshnessStateRecord,
+)
 from dagster._core.scheduler.instigation import (  # no public export
     InstigatorStatus,
     InstigatorType,
@@ -118,7 +121,8 @@ def stopped_schedules(instance: dg.DagsterInstance) -> set[str]:
     """Names of schedules an operator stopped (UI, ``sync_schedules``).
 
     A schedule running by default has no stored state, or one ``DECLARED_IN_CODE``; only a
-    stored ``STOPPED`` means someone turned it off.
+    stored ``STOPPED`` means someone turned it off. Matched by name: a schedule's name is
+    ``<task id>_schedule``, unique in the one code location the deployment loads.
     """
     states = instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
     return {s.name for s in states if s.status == InstigatorStatus.STOPPED}
@@ -149,6 +153,24 @@ def _recovered_alert(instance: dg.DagsterInstance, task: MaintenanceTask, since:
     )
 
 
+def _change(
+    instance: dg.DagsterInstance,
+    task: MaintenanceTask,
+    record: FreshnessStateRecord | None,
+    state: AlertState,
+    window: timedelta,
+) -> Alert | None:
+    """The alert to send when the task's verdict crossed FAIL either way (``state`` updated)."""
+    failing = record is not None and record.freshness_state == FreshnessState.FAIL
+    if record is not None and failing and task.id not in state.alerted:
+        since = record.updated_at.isoformat(timespec="seconds")
+        state.alerted[task.id] = since
+        return _late_alert(task, window, since)
+    if not failing and task.id in state.alerted:
+        return _recovered_alert(instance, task, state.alerted.pop(task.id))
+    return None
+
+
 def build_freshness_alert_sensor(tasks: Sequence[MaintenanceTask]) -> dg.SensorDefinition:
     """One sensor turning the freshness daemon's verdicts into alerts (see the module doc)."""
     watched = [t for t in effective_tasks(tasks) if build_freshness_policy(t) is not None]
@@ -169,28 +191,23 @@ def build_freshness_alert_sensor(tasks: Sequence[MaintenanceTask]) -> dg.SensorD
         records = context.instance.get_freshness_state_records([task_asset_key(t) for t in watched])
         stopped = stopped_schedules(context.instance)
         channels = build_channels(prepare_django=lambda: context.resources.django.ensure_django())
-        raised = cleared = 0
         for task_id in set(state.alerted) - {t.id for t in watched}:
             del state.alerted[task_id]  # paused or disabled since: no longer judged
+        changes = {"raised": 0, "cleared": 0}
         for task in watched:
-            record = records.get(task_asset_key(task))
             if task.schedule_name in stopped:
                 state.alerted.pop(task.id, None)  # an operator's choice: nothing to report
                 continue
-            failing = record is not None and record.freshness_state == FreshnessState.FAIL
-            if record is not None and failing and task.id not in state.alerted:
-                since = record.updated_at.isoformat(timespec="seconds")
-                deliver(_late_alert(task, windows[task.id], since), channels, context.log)
-                state.alerted[task.id] = since
-                raised += 1
-            elif not failing and task.id in state.alerted:
-                since = state.alerted.pop(task.id)
-                deliver(_recovered_alert(context.instance, task, since), channels, context.log)
-                cleared += 1
+            record = records.get(task_asset_key(task))
+            alert = _change(context.instance, task, record, state, windows[task.id])
+            if alert is not None:
+                deliver(alert, channels, context.log)
+                changes["raised" if alert.kind == LATE else "cleared"] += 1
         context.update_cursor(state.dump())
+        n_stopped = len([t for t in watched if t.schedule_name in stopped])
         return dg.SkipReason(
-            f"watched {len(watched)}, late {len(state.alerted)}, raised {raised}, "
-            f"cleared {cleared}, stopped {len([t for t in watched if t.schedule_name in stopped])}"
+            f"watched {len(watched)}, late {len(state.alerted)}, raised {changes['raised']}, "
+            f"cleared {changes['cleared']}, stopped {n_stopped}"
         )
 
     return _alerts
