@@ -96,4 +96,6 @@ def test_the_daemon_judges_late_then_fresh_and_every_view_agrees(
         wait_until(state("healthy"), timeout=400, interval=3, what="fresh again")
         wait_until(alerted("recovered"), timeout=240, interval=2, what="the recovered alert")
         assert [h["kind"] for h in received if h["task"] == TASK] == ["late", "recovered"]
-        assert _doctor_task_health(stack)["status"] == "ok"
+        # Other registry tasks the daemon ran on schedule may be late by now (their windows
+        # shrank too); this one is not.
+        assert TASK not in _doctor_task_health(stack)["detail"]
