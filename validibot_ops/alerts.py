@@ -40,8 +40,9 @@ class Alert:
     """One alert, whatever the channel.
 
     Attributes:
-        kind: ``run_failed`` (a maintenance run failed), ``late`` (the dead man's switch: no
-            successful run within the grace window) or ``recovered`` (a late task succeeded).
+        kind: ``run_failed`` (a maintenance run failed), ``late`` (Dagster's freshness policy
+            failed: no successful run within the grace window) or ``recovered`` (a late task
+            succeeded).
         task: the registry id.
         status: ``FAILURE``, ``LATE`` or ``RECOVERED``.
         summary: one line for humans (the email subject, the log line).

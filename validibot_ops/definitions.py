@@ -15,6 +15,7 @@ from validibot.tasks.overrides import load_overrides
 from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks
 from validibot_ops.commands import check_commands
 from validibot_ops.executors import build_executor
+from validibot_ops.freshness import freshness_policies
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY, SummaryIOManager
 from validibot_ops.jobs import build_task_job
 from validibot_ops.ops import task_asset_key
@@ -45,6 +46,7 @@ def build_definitions() -> dg.Definitions:
     executor = build_executor()
     jobs = {task.id: build_task_job(task, executor) for task in tasks}
     scheduled = [t for t in tasks if BACKEND_DAGSTER in t.backends]
+    policies = freshness_policies(tasks)
     return dg.Definitions(
         jobs=list(jobs.values()),
         schedules=[build_task_schedule(t, jobs[t.id], overrides.get(t.id)) for t in scheduled],
@@ -56,6 +58,7 @@ def build_definitions() -> dg.Definitions:
                 group_name=ASSET_PREFIX,
                 kinds={"django"},
                 metadata={f"count: {name}": text for name, text in t.count_descriptions},
+                freshness_policy=policies.get(t.id),
             )
             for t in tasks
         ],

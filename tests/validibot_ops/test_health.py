@@ -1,4 +1,4 @@
-"""The shared health rule: expected intervals from crons (DST included) and classify's verdicts."""
+"""Expected intervals from crons (DST included), the grace setting, and the state names."""
 
 from __future__ import annotations
 
@@ -15,22 +15,17 @@ from validibot.tasks.health import (
     HEALTHY,
     LATE,
     NEVER_RUN,
+    PENDING,
+    STATES,
+    STOPPED,
     HealthConfigError,
-    classify,
     expected_interval,
     grace_intervals_from_env,
+    task_state,
 )
-from validibot.tasks.registry import BUILTIN_TASKS, MaintenanceTask
+from validibot.tasks.registry import BUILTIN_TASKS
 
 NEW_YORK = "America/New_York"
-NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-
-
-def _task(cron: str, timezone: str = "UTC", enabled: bool = True) -> MaintenanceTask:
-    return MaintenanceTask(
-        id="some_task", name="Some task", command="noop_task", cron=cron, timezone=timezone,
-        enabled=enabled,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -86,74 +81,28 @@ def test_every_registry_task_has_an_interval_no_longer_than_a_week(task):
     assert timedelta(0) < health.task_expected_interval(task) <= timedelta(days=7)
 
 
-HOURLY = _task("0 * * * *")
-DAILY_NY = _task("0 3 * * *", NEW_YORK)
-EVERY_5 = _task("*/5 * * * *")
-
-
 @pytest.mark.parametrize(
-    ("task", "success_age", "status", "run_age", "state", "overdue"),
+    ("enabled", "running", "freshness", "last", "state"),
     [
-        # Hourly: grace 2 h.
-        (HOURLY, timedelta(minutes=30), "SUCCESS", timedelta(minutes=30), HEALTHY, False),
-        (HOURLY, timedelta(hours=2), "SUCCESS", timedelta(hours=2), HEALTHY, False),  # edge
-        (HOURLY, timedelta(hours=2, seconds=1), "SUCCESS", timedelta(hours=2), LATE, True),
-        (HOURLY, timedelta(minutes=30), "FAILURE", timedelta(minutes=5), FAILING, False),
-        (HOURLY, timedelta(hours=5), "FAILURE", timedelta(minutes=5), FAILING, True),
-        # A failure older than the last success is history, not the current state.
-        (HOURLY, timedelta(minutes=5), "FAILURE", timedelta(minutes=30), HEALTHY, False),
-        # Canceled by an operator: not failing, and not a success either.
-        (HOURLY, timedelta(hours=3), "CANCELED", timedelta(minutes=5), LATE, True),
-        # Daily in New York: grace 2 x 25 h.
-        (DAILY_NY, timedelta(hours=49), "SUCCESS", timedelta(hours=49), HEALTHY, False),
-        (DAILY_NY, timedelta(hours=51), "SUCCESS", timedelta(hours=51), LATE, True),
-        # Every 5 minutes: grace 10 min; status case does not matter.
-        (EVERY_5, timedelta(minutes=9), "success", timedelta(minutes=9), HEALTHY, False),
-        (EVERY_5, timedelta(minutes=11), "success", timedelta(minutes=11), LATE, True),
-        (EVERY_5, timedelta(minutes=1), "failure", timedelta(seconds=5), FAILING, False),
+        (True, True, "HEALTHY", "SUCCESS", HEALTHY),
+        (True, True, "WARNING", "SUCCESS", HEALTHY),
+        (True, True, "DEGRADED", "SUCCESS", LATE),
+        (True, True, "DEGRADED", "CANCELED", LATE),  # canceled: not failing, not fresh either
+        (True, True, "UNKNOWN", None, NEVER_RUN),
+        (True, True, None, None, NEVER_RUN),
+        (True, True, "UNKNOWN", "SUCCESS", PENDING),  # e.g. only dry runs, or not judged yet
+        (True, True, "HEALTHY", "failure", FAILING),  # the last run failed: that comes first
+        (True, False, "DEGRADED", "SUCCESS", STOPPED),  # a stopped schedule is never late
+        (True, False, "HEALTHY", "FAILURE", FAILING),
+        (False, False, "DEGRADED", "FAILURE", DISABLED),
     ],
 )
-def test_classify(task, success_age, status, run_age, state, overdue):
-    verdict = classify(task, NOW - success_age, status, NOW - run_age, NOW, grace_intervals=2)
-    assert (verdict.state, verdict.overdue, verdict.needs_alert) == (state, overdue, overdue)
-    assert verdict.deadline == NOW - success_age + verdict.grace
-    assert verdict.reason
-
-
-def test_a_disabled_task_is_disabled_and_never_alerts():
-    task = _task("0 * * * *", enabled=False)
-    verdict = classify(task, NOW - timedelta(days=30), "FAILURE", NOW, NOW, grace_intervals=2)
-    assert verdict.state == DISABLED
-    assert not verdict.needs_alert
-
-
-def test_never_run_is_not_late_without_a_watch_start():
-    verdict = classify(HOURLY, None, None, None, NOW, grace_intervals=2)
-    assert (verdict.state, verdict.overdue, verdict.deadline) == (NEVER_RUN, False, None)
-
-
-@pytest.mark.parametrize(
-    ("watched_for", "state", "overdue"),
-    [(timedelta(hours=1), NEVER_RUN, False), (timedelta(hours=3), LATE, True)],
-)
-def test_never_run_becomes_late_once_watched_past_the_grace(watched_for, state, overdue):
-    verdict = classify(HOURLY, None, None, None, NOW, 2, watching_since=NOW - watched_for)
-    assert (verdict.state, verdict.overdue) == (state, overdue)
-
-
-def test_never_succeeded_and_last_run_failed_is_failing():
-    verdict = classify(HOURLY, None, "FAILURE", NOW - timedelta(minutes=1), NOW, 2)
-    assert verdict.state == FAILING
-
-
-def test_grace_comes_from_the_environment(monkeypatch):
-    monkeypatch.setenv(health.GRACE_ENV, "3")
-    success = NOW - timedelta(hours=2, minutes=30)
-    verdict = classify(HOURLY, success, "SUCCESS", success, NOW)
-    assert verdict.grace == timedelta(hours=3)
-    assert verdict.state == HEALTHY
-    monkeypatch.delenv(health.GRACE_ENV)
-    assert classify(HOURLY, success, "SUCCESS", success, NOW).state == LATE  # default 2
+def test_task_state_names_dagsters_verdict(enabled, running, freshness, last, state):
+    verdict = task_state(
+        enabled=enabled, schedule_running=running, freshness=freshness, last_run_status=last
+    )
+    assert verdict == state
+    assert verdict in STATES
 
 
 @pytest.mark.parametrize("raw", ["0", "-1", "two", "inf", "nan"])

@@ -1,27 +1,24 @@
-"""Alert sensors against a real instance: real runs, a real local webhook server, locmem mail."""
+"""Alert sensors against a real instance: real runs, a real local webhook server, locmem mail.
+
+The freshness alerts (late / recovered) are tested in test_freshness.py."""
 
 from __future__ import annotations
 
 import base64
-import json
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
 
 from tests.support.testapp.task_definitions import TEST_TASKS
-from validibot.tasks.health import GRACE_ENV
 from validibot.tasks.registry import (
     MaintenanceTask,
     register,
 )
 from validibot_ops import alerts, sensors
 from validibot_ops.definitions import build_definitions
+from validibot_ops.freshness import FRESHNESS_ALERT_SENSOR_NAME
 from validibot_ops.resources import DjangoResource
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,60 +27,6 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 HOURLY = MaintenanceTask(
     id="test_hourly_noop", name="Test: hourly no-op", command="noop_task", cron="0 * * * *"
 )
-
-
-# -- a real webhook receiver -----------------------------------------------------------------
-
-
-@dataclass
-class Webhook:
-    """A loopback HTTP server that records every POST and answers ``status`` after ``delay``."""
-
-    url: str
-    received: list[dict] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    auth: list[str | None] = field(default_factory=list)
-    status: int = 204
-    delay: float = 0.0
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802  (http.server's naming)
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            hook.received.append(json.loads(body))
-            hook.paths.append(self.path)
-            hook.auth.append(self.headers.get("Authorization"))
-            time.sleep(hook.delay)
-            self.send_response(hook.status)
-            self.end_headers()
-
-        def log_message(self, *args):  # keep the test output clean
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    hook.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/ops"
-    try:
-        yield hook
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def alert_env(monkeypatch, webhook, mailoutbox):
-    """Both channels configured: the local webhook and locmem email."""
-    monkeypatch.setenv(alerts.WEBHOOK_URL_ENV, webhook.url)
-    monkeypatch.setenv(alerts.EMAILS_ENV, "ops@example.com, oncall@example.com")
-    monkeypatch.setenv(alerts.UI_URL_ENV, "https://dagster.example.com/")
-    monkeypatch.setenv(alerts.WEBHOOK_TIMEOUT_ENV, "0.5")
-    return mailoutbox
 
 
 @dataclass
@@ -141,111 +84,12 @@ class Ticker:
         return data
 
 
-# -- the dead man's switch -------------------------------------------------------------------
-
-
 def test_both_sensors_are_generated_and_running_by_default(sensor_defs):
     by_name = {s.name: s for s in sensor_defs.sensors}
-    assert set(by_name) == {sensors.DEAD_MANS_SWITCH_NAME, sensors.RUN_FAILURE_SENSOR_NAME}
+    assert set(by_name) == {FRESHNESS_ALERT_SENSOR_NAME, sensors.RUN_FAILURE_SENSOR_NAME}
     for sensor in by_name.values():
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert by_name[sensors.RUN_FAILURE_SENSOR_NAME].minimum_interval_seconds <= 30
-
-
-def test_a_late_task_alerts_once_across_ticks_and_a_success_clears_it(
-    sensor_defs, alert_env, webhook, delivery_spy, monkeypatch
-):
-    """test_noop fires every minute; a grace of 0.05 intervals (3 s) makes its success late."""
-    monkeypatch.setenv(GRACE_ENV, "0.05")
-    noop = next(t for t in TEST_TASKS if t.id == "test_noop")
-    with dg.instance_for_test() as instance:
-        first = _run(sensor_defs, "test_noop", instance)
-        assert first.success
-        ticker = Ticker(sensors.build_dead_mans_switch_sensor([noop]), instance)
-        assert ticker.tick().skip_message.startswith("watched 1, alerted 0")
-        assert webhook.received == []
-
-        time.sleep(3.5)  # the last success is now older than its grace window
-        data = [ticker.tick() for _ in range(4)]
-        assert [d.skip_message.split(", ")[1] for d in data] == ["alerted 1"] * 4
-        assert len(webhook.received) == 1, "the alert must not repeat every tick"
-        [late] = webhook.received
-        assert late["task"] == "test_noop"
-        assert late["status"] == "LATE"
-        assert late["kind"] == "late"
-        assert late["run_id"] is None
-        assert "last success" in late["error"]
-        assert (
-            late["ui_url"] == "https://dagster.example.com/assets/validibot_maintenance/test_noop"
-        )
-        assert len(alert_env) == 1
-        assert alert_env[0].to == ["ops@example.com", "oncall@example.com"]
-        assert "test_noop" in alert_env[0].subject
-
-        second = _run(sensor_defs, "test_noop", instance)
-        assert second.success
-        assert "cleared 1" in ticker.tick().skip_message
-        ticker.tick()
-        assert [h["status"] for h in webhook.received] == ["LATE", "RECOVERED"]
-        recovered = webhook.received[1]
-        assert recovered["run_id"] == second.run_id
-        assert recovered["ui_url"] == f"https://dagster.example.com/runs/{second.run_id}"
-        assert len(alert_env) == 2
-        assert [a.kind for a in delivery_spy.alerts] == ["late", "recovered"]
-
-
-def test_a_dry_run_success_does_not_count_as_a_success(sensor_defs, monkeypatch):
-    monkeypatch.setenv(GRACE_ENV, "0.05")
-    with dg.instance_for_test() as instance:
-        real = _run(sensor_defs, "test_noop", instance)
-        job = sensor_defs.resolve_job_def("test_noop")
-        dry = job.execute_in_process(
-            instance=instance,
-            run_config={**QUIET, "ops": {"test_noop": {"config": {"dry_run": True}}}},
-        )
-        facts = sensors.run_facts(instance, "test_noop")
-    assert dry.success
-    assert facts.last_success_run_id == real.run_id
-    assert facts.last_run_status == "SUCCESS"
-
-
-def test_a_task_that_never_succeeds_alerts_once_its_grace_passes_after_the_watch_began(
-    sensor_defs, alert_env, webhook
-):
-    now = {"t": datetime(2026, 5, 1, 12, 0, tzinfo=UTC)}
-    sensor = sensors.build_dead_mans_switch_sensor([HOURLY], clock=lambda: now["t"])
-    with dg.instance_for_test() as instance:
-        ticker = Ticker(sensor, instance)
-        ticker.tick()  # starts watching: no run yet is not late yet
-        now["t"] += timedelta(hours=1, minutes=59)
-        ticker.tick()
-        assert webhook.received == []
-        now["t"] += timedelta(minutes=2)
-        ticker.tick()
-        ticker.tick()
-    assert [h["status"] for h in webhook.received] == ["LATE"]
-    assert "no successful run yet" in webhook.received[0]["error"]
-
-
-def test_disabled_tasks_are_not_watched(sensor_defs, alert_env, webhook):
-    disabled = [t for t in TEST_TASKS if not t.enabled]
-    now = {"t": datetime(2026, 5, 1, 12, 0, tzinfo=UTC)}
-    sensor = sensors.build_dead_mans_switch_sensor(disabled, clock=lambda: now["t"])
-    with dg.instance_for_test() as instance:
-        ticker = Ticker(sensor, instance)
-        assert ticker.tick().skip_message.startswith("watched 0")
-        now["t"] += timedelta(days=3000)
-        ticker.tick()
-    assert webhook.received == []
-
-
-def test_an_override_that_pauses_a_schedule_pauses_its_switch(monkeypatch, tmp_path):
-    path = tmp_path / "overrides.json"
-    path.write_text(json.dumps({"test_hourly_noop": {"enabled": False, "reason": "incident"}}))
-    monkeypatch.setenv("VALIDIBOT_SCHEDULE_OVERRIDES", str(path))
-    register(HOURLY)
-    [watched] = sensors.effective_tasks([HOURLY])
-    assert watched.enabled is False
 
 
 # -- run failures ----------------------------------------------------------------------------

@@ -232,7 +232,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(registry.TASK_MODULES_ENV, Annotated[str, AfterValidator(_modules)], "",
             "comma-separated dotted module names", used_by=f"{CODE_LOCATION} and {ALL_TASKS}"),
     Setting(health.GRACE_ENV, Annotated[str, AfterValidator(_grace)], 2.0,
-            "a positive number such as 2", used_by="the dead man's switch and status"),
+            "a positive number such as 2", used_by="the freshness policies"),
     Setting("VALIDIBOT_ALERT_EMAILS", Annotated[str, AfterValidator(_emails)], "",
             "comma-separated email addresses", used_by="alerts"),
     Setting("VALIDIBOT_ALERT_WEBHOOK_URL", Annotated[str, AfterValidator(_url(HTTP))], "",

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from validibot.tasks.vocabulary import (
+    ASSET_PREFIX,
     FINISHED_STATUSES,
     OVERRIDE_TAG,
     TASK_TAG,
@@ -238,6 +239,96 @@ mutation ValidibotReloadLocation($name: String!) {
   }
 }
 """
+
+
+_ASSET_HEALTH_QUERY = """
+query ValidibotAssetHealth($keys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $keys) {
+    assetKey { path }
+    internalFreshnessPolicy {
+      __typename
+      ... on TimeWindowFreshnessPolicy { failWindowSeconds }
+    }
+    freshnessStatusInfo {
+      freshnessStatus
+      freshnessStatusMetadata { lastMaterializedTimestamp }
+    }
+    assetChecksOrError {
+      __typename
+      ... on AssetChecks {
+        checks {
+          name
+          executionForLatestMaterialization {
+            status timestamp
+            evaluation { severity description }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """An asset check's latest execution on a task's asset, as Dagster reports it.
+
+    ``status`` is ``SUCCEEDED``, ``FAILED``, ``IN_PROGRESS``, ``SKIPPED``, ``EXECUTION_FAILED``
+    or ``None`` (never executed against the latest materialization); ``severity`` is ``WARN``
+    or ``ERROR``.
+    """
+
+    name: str
+    status: str | None
+    severity: str | None = None
+    description: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in {"FAILED", "EXECUTION_FAILED"}
+
+
+@dataclass(frozen=True)
+class AssetHealth:
+    """Dagster's verdicts on one task's asset: freshness (from the freshness daemon) and checks.
+
+    ``freshness`` is GraphQL's ``AssetHealthStatus`` name: ``HEALTHY``, ``WARNING``,
+    ``DEGRADED`` (late), ``UNKNOWN`` (never materialized, or not judged yet) or
+    ``NOT_APPLICABLE`` (no freshness policy: the task is not scheduled).
+    """
+
+    task_id: str
+    freshness: str
+    fail_window_s: int | None = None
+    last_materialized_at: float | None = None
+    checks: tuple[CheckResult, ...] = ()
+
+
+def _asset_health(raw: Mapping[str, Any]) -> AssetHealth:
+    policy = raw.get("internalFreshnessPolicy") or {}
+    info = raw.get("freshnessStatusInfo") or {}
+    meta = info.get("freshnessStatusMetadata") or {}
+    checks_raw = raw.get("assetChecksOrError") or {}
+    checks = []
+    for check in checks_raw.get("checks") or ():
+        execution = check.get("executionForLatestMaterialization") or {}
+        evaluation = execution.get("evaluation") or {}
+        checks.append(
+            CheckResult(
+                name=check["name"],
+                status=execution.get("status"),
+                severity=evaluation.get("severity"),
+                description=evaluation.get("description"),
+            )
+        )
+    return AssetHealth(
+        task_id=raw["assetKey"]["path"][-1],
+        freshness=info.get("freshnessStatus") or "NOT_APPLICABLE",
+        fail_window_s=policy.get("failWindowSeconds"),
+        last_materialized_at=meta.get("lastMaterializedTimestamp"),
+        checks=tuple(checks),
+    )
 
 
 def _tags(raw: Sequence[Mapping[str, str]] | None) -> dict[str, str]:
@@ -475,6 +566,18 @@ class DagsterClient:
     def run_url(self, run_id: str, ui_base_url: str | None = None) -> str:
         """The run's page in the Dagster UI."""
         return f"{(ui_base_url or self.base_url).rstrip('/')}/runs/{run_id}"
+
+    # -- health -------------------------------------------------------------------------
+    def asset_health(self, task_ids: Sequence[str]) -> dict[str, AssetHealth]:
+        """Dagster's freshness verdict and asset-check results for each task's asset.
+
+        One query for every task. This is the health truth the alert sensor, the status
+        command and ``doctor`` share: nothing here computes a verdict of its own.
+        """
+        keys = [{"path": [ASSET_PREFIX, task_id]} for task_id in task_ids]
+        data = self.execute(_ASSET_HEALTH_QUERY, {"keys": keys})
+        found = [_asset_health(raw) for raw in data.get("assetNodes") or ()]
+        return {health.task_id: health for health in found}
 
     # -- schedules ----------------------------------------------------------------------
     def schedules(self) -> dict[str, ScheduleInfo]:

@@ -187,7 +187,7 @@ def iter_fire_times(cron: str, timezone: str, after: datetime) -> Iterator[datet
 
     When clocks fall back, croniter yields a repeated wall-clock time twice (once per UTC
     offset). Dagster runs a fixed-hour cron once then (the later instant) but an every-hour
-    cron at both instants; this does the same. The preview, the health rule and the status
+    cron at both instants; this does the same. The preview, the freshness windows and the status
     view all read fire times from here.
     """
     itr = croniter(cron, after.astimezone(ZoneInfo(timezone)))

@@ -76,3 +76,12 @@ DOWNSTREAM_TASK = MaintenanceTask(
     args=("--batch-size", "10"),
 )
 """What a downstream package registers (``tests/validibot/tasks/downstream_tasks.py``)."""
+
+HOURLY_NOOP = MaintenanceTask(
+    id="test_hourly_noop",
+    name="Test: hourly no-op",
+    command="noop_task",
+    cron="0 * * * *",
+    description="Test-only task whose freshness window a test shrinks with the grace setting.",
+)
+"""Registered by ``tasks_freshness`` (the freshness daemon test)."""

@@ -19,6 +19,7 @@ from kombu.utils.url import maybe_sanitize_url
 from validibot.core.broker import broker_url
 from validibot.core.settings_check import SETTINGS, all_setting_errors
 from validibot.operations.dagster_client import DagsterClient, DagsterClientError
+from validibot.operations.health_check import check_task_health
 from validibot.tasks.overrides import OverridesError, load_overrides
 from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks, get_tasks_for_backend
 from validibot.tasks.sync_plan import ObservedSchedule, plan_schedules
@@ -33,6 +34,7 @@ CHECKS = (
     "daemon",
     "schedules",
     "overrides",
+    "task_health",
 )
 # A daemon is unhealthy when its heartbeat is older than this (Dagster's own UI uses 60 s).
 DAEMON_HEARTBEAT_MAX_AGE_S = 120
@@ -89,6 +91,7 @@ class Command(BaseCommand):
             "daemon": self.check_daemon,
             "schedules": self.check_schedules,
             "overrides": self.check_overrides,
+            "task_health": self.check_task_health,
         }
         results = []
         for name, check in checks.items():
@@ -248,3 +251,8 @@ class Command(BaseCommand):
             listing = ", ".join(f"{k}: {v.describe()}" for k, v in overrides.items())
             return Result("overrides", WARN, f"incident overrides in force: {listing}")
         return Result("overrides", OK, "none in force")
+
+    def check_task_health(self) -> Result:
+        """Dagster's freshness verdicts and asset-check results: the status command's truth."""
+        status, detail = check_task_health(self.client)
+        return Result("task_health", status, detail)

@@ -1,31 +1,49 @@
 """Per task, at a glance: health, last run (status, trigger, when, how long, rows), next tick.
 
-Reads run history over the Dagster webserver's GraphQL API (``--url``, default
-``VALIDIBOT_DAGSTER_URL``, which ``validibot-ops dev`` prints) and judges health with the same
-rule as the dead man's switch sensor (validibot/tasks/health.py).
+Reads everything over the Dagster webserver's GraphQL API (``--url``, default
+``VALIDIBOT_DAGSTER_URL``, which ``validibot-ops dev`` prints). Health is not computed here: it
+is Dagster's freshness verdict on the task's asset (the freshness daemon's, the one the
+``validibot_freshness_alerts`` sensor alerts on and ``doctor`` reports), plus the latest result
+of each asset check, named by :func:`validibot.tasks.health.task_state`.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.timesince import timesince
 
-from validibot.operations.dagster_client import DagsterClient, DagsterClientError
-from validibot.tasks.health import FAILING, LATE, classify
+from validibot.operations.dagster_client import (
+    AssetHealth,
+    DagsterClient,
+    DagsterClientError,
+    DagsterUnavailable,
+)
+from validibot.tasks.health import (
+    FAILING,
+    LATE,
+    NEVER_RUN,
+    PENDING,
+    STOPPED,
+    UNHEALTHY,
+    task_state,
+)
 from validibot.tasks.registry import (
     BACKEND_DAGSTER,
     get_tasks_for_backend,
     iter_fire_times,
 )
 from validibot.tasks.triggers import trigger_of
-from validibot.tasks.vocabulary import SUCCESS
 
 HISTORY = 20
 SKIP_COUNTS = {"status", "dry_run", "duration_s", "error", "batches"}
+UNREACHABLE_HINT = (
+    "; task health is Dagster's own freshness verdict, so none can be shown without it "
+    "(start the webserver, or pass --url)"
+)
 
 
 def _when(ts: float | None) -> datetime | None:
@@ -42,8 +60,9 @@ def _ago(moment: datetime | None, now: datetime) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Show each scheduled task's health (healthy/late/failing/never_run/disabled), last "
-        "run status, when it ran, its duration, rows affected, and the next tick."
+        "Show each scheduled task's health as Dagster judges it (its freshness verdict and "
+        "asset checks: healthy/late/failing/stopped/pending/never_run/disabled), last run "
+        "status, when it ran, its duration, rows affected, and the next tick."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -55,7 +74,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--fail-on-unhealthy",
             action="store_true",
-            help="exit 1 when any task is late or failing (for monitoring probes)",
+            help="exit 1 when any task is late or failing or has a failed ERROR asset check "
+            "(for monitoring probes)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -69,51 +89,56 @@ class Command(BaseCommand):
         now = datetime.now(UTC)
         try:
             schedules = client.schedules()
-            rows = [self.row(client, task, schedules, now) for task in tasks]
+            health = client.asset_health([t.id for t in tasks])
+            rows = [self.row(client, task, schedules, health.get(task.id), now) for task in tasks]
+        except DagsterUnavailable as exc:
+            raise CommandError(f"{exc}{UNREACHABLE_HINT}") from exc
         except DagsterClientError as exc:
             raise CommandError(str(exc)) from exc
         if options["json"]:
             self.stdout.write(json.dumps(rows, default=str))
         else:
             self.table(rows, now)
-        unhealthy = [r["task"] for r in rows if r["health"] in {LATE, FAILING}]
+        unhealthy = [r["task"] for r in rows if r["health"] in UNHEALTHY or r["checks_failed"]]
         if options["fail_on_unhealthy"] and unhealthy:
             raise CommandError(f"unhealthy: {', '.join(unhealthy)}")
 
-    def row(self, client: DagsterClient, task, schedules, now: datetime) -> dict[str, Any]:
+    def row(
+        self, client: DagsterClient, task, schedules, health: AssetHealth | None, now: datetime
+    ) -> dict[str, Any]:
         runs = client.recent_runs(task.id, limit=HISTORY)
         finished = [r for r in runs if r.finished]
         last = finished[0] if finished else None
-        success = next((r for r in finished if r.status == SUCCESS), None)
         schedule = schedules.get(task.schedule_name)
         running = schedule is not None and schedule.status == "RUNNING"
-        health = classify(
-            task,
-            last_success_at=_when(success.end_time) if success else None,
+        freshness = health.freshness if health else None
+        state = task_state(
+            enabled=task.enabled,
+            schedule_running=running,
+            freshness=freshness,
             last_run_status=last.status if last else None,
-            last_run_at=_when(last.end_time) if last else None,
-            now=now,
         )
-        counts = {}
+        counts, summary = {}, {}
         if last is not None:
             summary = client.run_summary(last.run_id)
             counts = {k: v for k, v in summary.items() if k not in SKIP_COUNTS}
+        checks = list(health.checks) if health else []
         next_tick = None
         if running:
             # The schedule's cron (an incident override may differ from the registry's).
             next_tick = next(iter_fire_times(schedule.cron, task.timezone, now))
         return {
             "task": task.id,
-            # Enabled in the registry but stopped in Dagster (a UI toggle): say so, unless the
-            # last run failed, which matters more.
-            "health": (
-                "stopped"
-                if task.enabled and not running and health.state not in {FAILING}
-                else health.state
-            ),
-            "reason": health.reason,
+            "health": state,
+            "reason": _reason(state, health, last.status if last else None, now),
+            "freshness": freshness,
+            "checks": [
+                {"name": c.name, "status": c.status, "severity": c.severity} for c in checks
+            ],
+            "checks_failed": [c.name for c in checks if c.failed and c.severity == "ERROR"],
             "schedule": schedule.status if schedule else "MISSING",
             "last_status": last.status if last else None,
+            "last_dry_run": bool(summary.get("dry_run")),
             "last_run_id": last.run_id if last else None,
             "last_trigger": trigger_of(last.tags) if last else None,
             "last_finished_at": _when(last.end_time) if last else None,
@@ -124,7 +149,10 @@ class Command(BaseCommand):
         }
 
     def table(self, rows: list[dict[str, Any]], now: datetime) -> None:
-        header = ("task", "health", "last run", "by", "when", "took", "rows affected", "next tick")
+        header = (
+            "task", "health", "checks", "last run", "by", "when", "took", "rows affected",
+            "next tick",
+        )  # fmt: skip
         lines = [header]
         for r in rows:
             counts = ", ".join(f"{k}={v}" for k, v in r["counts"].items()) or "-"
@@ -132,7 +160,10 @@ class Command(BaseCommand):
                 (
                     r["task"],
                     r["health"],
-                    (r["last_status"] or "never") + (" (+1 running)" if r["in_progress"] else ""),
+                    _checks_cell(r["checks"]),
+                    (r["last_status"] or "never")
+                    + (" (dry run)" if r["last_dry_run"] else "")
+                    + (" (+1 running)" if r["in_progress"] else ""),
                     r["last_trigger"] or "-",
                     _ago(r["last_finished_at"], now),
                     f"{r['duration_s']}s" if r["duration_s"] is not None else "-",
@@ -144,3 +175,34 @@ class Command(BaseCommand):
         for line in lines:
             text = "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True))
             self.stdout.write(text.rstrip())
+
+
+def _reason(state: str, health: AssetHealth | None, last_status: str | None, now: datetime) -> str:
+    """One sentence on Dagster's verdict: the window and the last materialization."""
+    seconds = health.fail_window_s if health else None
+    window = f"window {timedelta(seconds=seconds)}" if seconds else None
+    last = _when(health.last_materialized_at) if health else None
+    seen = f"last successful (non dry-run) run {_ago(last, now)}" if last else "no successful run"
+    if state == FAILING:
+        return f"last run {last_status}; {seen}"
+    if state == LATE:
+        return f"Dagster's freshness policy failed: {seen}, {window}"
+    if state == STOPPED:
+        return "the schedule is stopped, so lateness is not reported"
+    if state == NEVER_RUN:
+        return "no run yet: Dagster judges freshness from the first real run on"
+    if state == PENDING:
+        return (
+            "no verdict from Dagster yet: no real (non dry-run) run has materialized the asset, "
+            "or the freshness daemon has not evaluated it (is dagster-daemon running?)"
+        )
+    return f"{seen}; {window}" if window else seen
+
+
+def _checks_cell(checks: list[dict[str, Any]]) -> str:
+    if not checks:
+        return "-"
+    failed = [c["name"] for c in checks if c["status"] in {"FAILED", "EXECUTION_FAILED"}]
+    if failed:
+        return f"{len(failed)} failed: {', '.join(failed)}"
+    return f"{len(checks)} ok" if all(c["status"] == "SUCCEEDED" for c in checks) else "pending"
