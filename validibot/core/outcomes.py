@@ -31,19 +31,22 @@ class OutcomeQueryError(RuntimeError):
 def read_only(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     """A transaction in which the database refuses writes; always rolled back."""
     connection = connections[using]
-    with transaction.atomic(using=using):
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("SET TRANSACTION READ ONLY")
-            elif connection.vendor == "sqlite":
-                cursor.execute("PRAGMA query_only = ON")
-        try:
-            yield
-        finally:
-            transaction.set_rollback(True, using=using)
-            if connection.vendor == "sqlite":
-                with connection.cursor() as cursor:
-                    cursor.execute("PRAGMA query_only = OFF")
+    sqlite = connection.vendor == "sqlite"
+    try:
+        with transaction.atomic(using=using):
+            with connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    cursor.execute("SET TRANSACTION READ ONLY")
+                elif sqlite:
+                    cursor.execute("PRAGMA query_only = ON")
+            try:
+                yield
+            finally:
+                transaction.set_rollback(True, using=using)
+    finally:
+        if sqlite:  # a connection setting, not a transaction's: switched back by hand
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA query_only = OFF")
 
 
 def load_query(path: str) -> OutcomeQuery:
