@@ -311,7 +311,8 @@ def latest_outcome(record: AssetCheckExecutionRecord | None) -> Outcome | None:
     """What the latest execution said, or ``None`` while none has finished."""
     if record is None or record.status == AssetCheckExecutionRecordStatus.PLANNED:
         return None
-    data: Any = record.event.dagster_event.event_specific_data if record.event else None
+    event = record.event.dagster_event if record.event else None
+    data: Any = event.event_specific_data if event is not None else None
     if record.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
         return Outcome(True, "", getattr(data, "description", None) or "", record.run_id)
     severity = getattr(data, "severity", None)
