@@ -99,19 +99,15 @@ def query_figure(django: DjangoResource, check: OutcomeCheck, now: datetime) -> 
         connections.close_all()
 
 
-def _bounds(check: OutcomeCheck) -> str:
-    unit = " h" if check.measure != "count" else ""
-    return f"WARN above {check.warn_above:g}{unit}, ERROR above {check.error_above:g}{unit}"
-
-
 def check_result(check: OutcomeCheck, figure: OutcomeFigure) -> dg.AssetCheckResult:
     """The figure judged against the check's bounds, with the figures as plottable metadata."""
     verdict = judge(check, figure)
     overdue = f"; the oldest overdue by {figure.oldest_overdue_hours:.2f} h" if figure.count else ""
+    bounds = f"{check.measure}: {check.bounds_text}"
     return dg.AssetCheckResult(
         passed=verdict == PASS,
         severity=dg.AssetCheckSeverity.ERROR if verdict == ERROR else dg.AssetCheckSeverity.WARN,
-        description=f"{figure.count} offending row(s){overdue} ({check.measure}: {_bounds(check)})",
+        description=f"{figure.count} offending row(s){overdue} ({bounds})",
         metadata={
             "count": dg.MetadataValue.int(figure.count),
             "oldest_overdue_hours": dg.MetadataValue.float(round(figure.oldest_overdue_hours, 4)),
@@ -138,10 +134,10 @@ def build_outcome_check(
     @dg.asset_check(
         asset=task_asset_key(task),
         name=check.name,
-        description=f"{check.description} Bounds on {check.measure}: {_bounds(check)}; "
-        f"grace {check.grace_seconds} s. Query: {check.query}.",
+        description=f"{check.description} Bounds on {check.measure}: {check.bounds_text}; "
+        f"grace {check.grace_text}. Query: {check.query}.",
         blocking=False,
-        metadata={"query": check.query, "measure": check.measure, "bounds": _bounds(check)},
+        metadata={"query": check.query, "measure": check.measure, "bounds": check.bounds_text},
     )
     def _check(context: dg.AssetCheckExecutionContext, django: DjangoResource):
         try:

@@ -264,3 +264,19 @@ def test_each_finished_run_of_a_task_requests_its_checks_once():
         ]
         assert requests[0].tags[checks.CHECKED_RUN_TAG] == runs[0].run_id
         assert sensor.tick().run_requests == []
+
+
+def test_the_operations_guide_lists_every_check_as_declared():
+    text = (REPO_ROOT / "docs" / "operations.md").read_text()
+    start, end = "<!-- outcome-checks-table -->", "<!-- /outcome-checks-table -->"
+    table, after = text.split(start)[1].split(end)
+    documented = table.strip().splitlines()[2:]
+    declared = [
+        f"| `{t.id}` | `{c.name}` | {c.description} | {c.grace_text} | `{c.measure}` | "
+        f"{c.bounds_text} |"
+        for t in BUILTIN_TASKS
+        for c in t.outcome_checks
+    ]
+    assert documented == declared
+    for task_id in NO_CHECKS:
+        assert f"`{task_id}`" in after[:600], f"say why {task_id} has no check"

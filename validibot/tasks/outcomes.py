@@ -23,6 +23,9 @@ MEASURES = frozenset({COUNT, OVERDUE_HOURS})
 
 PASS, WARN, ERROR = "pass", "warn", "error"
 
+HOUR = 3600
+DAY = 24 * HOUR
+
 CHECK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 QUERY_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
@@ -81,6 +84,20 @@ class OutcomeCheck:
         if self.grace_seconds < 0:
             yield f"outcome check {self.name!r}: grace_seconds must be >= 0"
 
+    @property
+    def grace_text(self) -> str:
+        """The grace in the largest whole unit: ``20 min``, ``25 h``, ``8 d``, ``none``."""
+        for size, unit in ((DAY, "d"), (HOUR, "h"), (60, "min")):
+            if self.grace_seconds and self.grace_seconds % size == 0:
+                return f"{self.grace_seconds // size} {unit}"
+        return f"{self.grace_seconds} s" if self.grace_seconds else "none"
+
+    @property
+    def bounds_text(self) -> str:
+        """``WARN above 0 h, ERROR above 24 h`` (no unit for a count)."""
+        unit = "" if self.measure == COUNT else " h"
+        return f"WARN above {self.warn_above:g}{unit}, ERROR above {self.error_above:g}{unit}"
+
     def value(self, figure: OutcomeFigure) -> float:
         """The measure the bounds apply to."""
         return figure.count if self.measure == COUNT else figure.oldest_overdue_hours
@@ -94,7 +111,3 @@ def judge(check: OutcomeCheck, figure: OutcomeFigure) -> str:
     if value > check.warn_above:
         return WARN
     return PASS
-
-
-HOUR = 3600
-DAY = 24 * HOUR
