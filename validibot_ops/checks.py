@@ -303,10 +303,22 @@ class Outcome:
     run_id: str
 
 
-def latest_outcome(record: AssetCheckExecutionRecord | None) -> Outcome | None:
-    """What the latest execution said, or ``None`` while none has finished."""
-    if record is None or record.status == AssetCheckExecutionRecordStatus.PLANNED:
+def latest_outcome(
+    record: AssetCheckExecutionRecord | None, instance: dg.DagsterInstance
+) -> Outcome | None:
+    """What the latest execution said, or ``None`` while none has finished.
+
+    A check planned by a run that ended without evaluating it (the run process died, or it
+    was terminated) failed to look at the data: ERROR, naming the run.
+    """
+    if record is None:
         return None
+    if record.status == AssetCheckExecutionRecordStatus.PLANNED:
+        run = instance.get_run_by_id(record.run_id)
+        if run is None or not run.is_finished:
+            return None
+        reason = f"check run {record.run_id} ended {run.status.value} without a result"
+        return Outcome(False, "ERROR", reason, record.run_id)
     event = record.event.dagster_event if record.event else None
     data: Any = event.event_specific_data if event is not None else None
     if record.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
@@ -342,8 +354,11 @@ def build_check_alert_sensor(built: OutcomeChecks) -> dg.SensorDefinition:
         latest = storage.get_latest_asset_check_execution_by_key(list(checks))
         channels = build_channels(prepare_django=lambda: context.resources.django.ensure_django())
         raised = cleared = 0
+        known = {key.to_user_string() for key in checks}
+        for gone in set(state.alerted) - known:  # a check removed from the registry
+            del state.alerted[gone]
         for key, (task, check) in checks.items():
-            outcome = latest_outcome(latest.get(key))
+            outcome = latest_outcome(latest.get(key), context.instance)
             name = key.to_user_string()
             if outcome is None:
                 continue

@@ -280,3 +280,26 @@ def test_the_operations_guide_lists_every_check_as_declared():
     assert documented == declared
     for task_id in NO_CHECKS:
         assert f"`{task_id}`" in after[:600], f"say why {task_id} has no check"
+
+
+def interrupted_query(now, grace):
+    raise KeyboardInterrupt  # what a check run killed mid-query looks like to its step
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_check_run_that_ended_without_a_result_alerts_error(delivered):
+    check = OutcomeCheck(name="cut", query=f"{__name__}.interrupted_query", description="d")
+    task = MaintenanceTask(
+        id="test_cut_check", name="t", command="noop_task", cron="* * * * *",
+        outcome_checks=(check,),
+    )  # fmt: skip
+    defs = _check_defs([task], Clock())
+    with dg.instance_for_test() as instance:
+        job = defs.resolve_job_def(checks.checks_job_name(task.id))
+        result = job.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False)
+        assert not result.success
+        assert result.get_asset_check_evaluations() == []
+        Ticker(defs.resolve_sensor_def(checks.ALERT_SENSOR), instance).tick()
+    [alert] = delivered.alerts
+    assert alert.status == "ERROR"
+    assert f"check run {result.run_id} ended" in alert.error

@@ -1,0 +1,112 @@
+"""A real dagster-daemon runs a task's outcome checks after its runs and alerts once, then
+"recovered", on a real local webhook (Postgres instance and database, CLI-launched runs)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dagster as dg
+import pytest
+from dagster._core.scheduler.instigation import InstigatorType  # no public export
+
+from tests.support.dagster_stack import DagsterStack
+from tests.support.services import wait_until
+from validibot_ops import checks
+
+pytestmark = [pytest.mark.services, pytest.mark.timeout(900)]
+
+TASK = "purge_expired_submissions"
+
+
+@pytest.fixture
+def webhook():
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802  (http.server's naming)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _cursor(stack: DagsterStack, sensor: str) -> str | None:
+    with stack.instance() as instance:
+        for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+            if state.name == sensor and state.instigator_data is not None:
+                return state.instigator_data.cursor
+    return None
+
+
+def _check_runs(stack: DagsterStack) -> list[dg.RunRecord]:
+    with stack.instance() as instance:
+        return list(
+            instance.get_run_records(dg.RunsFilter(tags={checks.CHECKS_TAG: TASK}), limit=20)
+        )
+
+
+def test_the_daemon_checks_after_each_run_and_alerts_once_then_recovered(
+    postgres_service, tmp_path, webhook
+):
+    url, received = webhook
+    overrides = tmp_path / "overrides.json"  # the scheduled purge must not clean up first
+    overrides.write_text(json.dumps({TASK: {"enabled": False, "reason": "test"}}))
+    extra_env = {
+        "VALIDIBOT_ALERT_WEBHOOK_URL": url,
+        "VALIDIBOT_SCHEDULE_OVERRIDES": str(overrides),
+    }
+    with DagsterStack.create(tmp_path, executor="in_process", extra_env=extra_env) as stack:
+        stack.sql(
+            "INSERT INTO submissions_submission "
+            "(name, content, file, retention_policy, created_at, expires_at) VALUES "
+            "('expired', 'secret', '', '7d', now() - interval '8 days', now() - interval '5 hours')"
+        )
+        daemon = stack.start_daemon()
+
+        def sensors_started() -> bool:
+            assert daemon.alive(), daemon.log()[-3000:]
+            return all(
+                _cursor(stack, name) is not None
+                for name in (checks.AFTER_RUNS_SENSOR, checks.ALERT_SENSOR)
+            )
+
+        wait_until(sensors_started, timeout=300, interval=2, what="both check sensors' first tick")
+
+        dry = tmp_path / "dry.json"
+        dry.write_text(json.dumps({"ops": {TASK: {"config": {"dry_run": True}}}}))
+        job = ["dagster", "job", "execute", "-m", "validibot_ops.definitions", "-j", TASK]
+        assert stack.run_cli([*job, "-c", str(dry)]).returncode == 0
+
+        def alerted() -> bool:
+            assert daemon.alive(), daemon.log()[-3000:]
+            return any(hook.get("kind") == checks.CHECK_FAILED for hook in received)
+
+        wait_until(alerted, timeout=400, interval=2, what="the check_failed alert on the webhook")
+        [run] = [r.dagster_run for r in _check_runs(stack)]
+        assert run.tags[checks.CHECKED_RUN_TAG], "requested after the dry run"
+        [hook] = received
+        assert (hook["task"], hook["status"]) == (TASK, "WARN")
+        assert "1 offending row(s)" in hook["error"]
+
+        assert stack.run_cli(job).returncode == 0  # a real purge cleans the row
+
+        def recovered() -> bool:
+            assert daemon.alive(), daemon.log()[-3000:]
+            return any(hook.get("status") == "RECOVERED" for hook in received)
+
+        wait_until(recovered, timeout=400, interval=2, what="the recovered alert")
+        assert [h["status"] for h in received] == ["WARN", "RECOVERED"]
+        assert len(_check_runs(stack)) == 2
+        assert stack.sql("SELECT content FROM submissions_submission") == [("",)]
