@@ -151,3 +151,12 @@ def test_a_missing_or_wrong_query_names_the_path():
         run_outcome_query(f"{__name__}.not_a_figure", timezone.now(), HOUR)
     with pytest.raises(RuntimeError, match="does not exist"):
         run_outcome_query(f"{__name__}.broken_query", timezone.now(), HOUR)
+
+
+def test_an_invalid_setting_fails_the_query_naming_the_variable(settings):
+    from validibot.core.settings_check import InvalidSetting, SettingsError
+
+    name = "VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS"
+    settings.VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS = InvalidSetting(name, f"{name}='x' is invalid")
+    with pytest.raises(SettingsError, match=name):
+        _figure("process_purge_retries", "retries_over_threshold", timezone.now())
