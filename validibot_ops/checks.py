@@ -244,11 +244,11 @@ def build_after_runs_sensor(built: OutcomeChecks) -> dg.SensorDefinition:
         "failure).",
     )
     def _after_runs(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        if context.cursor is None:
+        since = _cursor_time(context.cursor)
+        if since is None:  # first tick (or an unreadable cursor): history is not re-checked
             return dg.SensorResult(
                 skip_reason="watching from now", cursor=str(_utc_now().timestamp())
             )
-        since = datetime.fromtimestamp(float(context.cursor), UTC)
         records = context.instance.get_run_records(
             dg.RunsFilter(statuses=FINISHED_STATUSES, updated_after=since),
             limit=100,
@@ -271,6 +271,13 @@ def build_after_runs_sensor(built: OutcomeChecks) -> dg.SensorDefinition:
         return dg.SensorResult(run_requests=requests, cursor=str(cursor))
 
     return _after_runs
+
+
+def _cursor_time(cursor: str | None) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(cursor), UTC) if cursor else None
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 # -- alerts -----------------------------------------------------------------------------------
