@@ -13,9 +13,10 @@ from dagster._core.scheduler.instigation import InstigatorType  # no public expo
 
 from tests.support.dagster_stack import DagsterStack
 from tests.support.services import wait_until
+from validibot.tasks.registry import BUILTIN_TASKS
 from validibot_ops import checks
 
-pytestmark = [pytest.mark.services, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.services, pytest.mark.timeout(1500)]
 
 TASK = "purge_expired_submissions"
 
@@ -61,13 +62,18 @@ def test_the_daemon_checks_after_each_run_and_alerts_once_then_recovered(
     postgres_service, tmp_path, webhook
 ):
     url, received = webhook
-    overrides = tmp_path / "overrides.json"  # the scheduled purge must not clean up first
-    overrides.write_text(json.dumps({TASK: {"enabled": False, "reason": "test"}}))
+    # Every schedule paused: the scheduled purge must not clean up first, and the other
+    # tasks' runs would only compete for the machine with the runs this test waits for.
+    overrides = tmp_path / "overrides.json"
+    paused = {"enabled": False, "reason": "test"}
+    overrides.write_text(json.dumps({t.id: paused for t in BUILTIN_TASKS}))
     extra_env = {
         "VALIDIBOT_ALERT_WEBHOOK_URL": url,
         "VALIDIBOT_SCHEDULE_OVERRIDES": str(overrides),
     }
-    with DagsterStack.create(tmp_path, executor="in_process", extra_env=extra_env) as stack:
+    with DagsterStack.create(
+        tmp_path, executor="in_process", task_modules=(), extra_env=extra_env
+    ) as stack:
         stack.sql(
             "INSERT INTO submissions_submission "
             "(name, content, file, retention_policy, created_at, expires_at) VALUES "
@@ -93,7 +99,7 @@ def test_the_daemon_checks_after_each_run_and_alerts_once_then_recovered(
             assert daemon.alive(), daemon.log()[-3000:]
             return any(hook.get("kind") == checks.CHECK_FAILED for hook in received)
 
-        wait_until(alerted, timeout=400, interval=2, what="the check_failed alert on the webhook")
+        wait_until(alerted, timeout=600, interval=2, what="the check_failed alert on the webhook")
         [run] = [r.dagster_run for r in _check_runs(stack)]
         assert run.tags[checks.CHECKED_RUN_TAG], "requested after the dry run"
         [hook] = received
@@ -106,7 +112,7 @@ def test_the_daemon_checks_after_each_run_and_alerts_once_then_recovered(
             assert daemon.alive(), daemon.log()[-3000:]
             return any(hook.get("status") == "RECOVERED" for hook in received)
 
-        wait_until(recovered, timeout=400, interval=2, what="the recovered alert")
+        wait_until(recovered, timeout=600, interval=2, what="the recovered alert")
         assert [h["status"] for h in received] == ["WARN", "RECOVERED"]
         assert len(_check_runs(stack)) == 2
         assert stack.sql("SELECT content FROM submissions_submission") == [("",)]
