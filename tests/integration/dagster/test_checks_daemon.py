@@ -10,6 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dagster as dg
 import pytest
 from dagster._core.scheduler.instigation import InstigatorType  # no public export
+from dagster._core.storage.asset_check_execution_record import (  # no public export
+    AssetCheckExecutionRecordStatus,
+)
 
 from tests.support.dagster_stack import DagsterStack
 from tests.support.services import wait_until
@@ -64,7 +67,7 @@ def _latest(stack: DagsterStack) -> checks.Outcome | None:
     key = dg.AssetCheckKey(dg.AssetKey(["validibot_maintenance", TASK]), "expired_content_kept")
     with stack.instance() as instance:
         record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
-        if record is None or record.event is None:
+        if record is None or record.status == AssetCheckExecutionRecordStatus.PLANNED:
             return None
         return checks.latest_outcome(record, instance)
 
