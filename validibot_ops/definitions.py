@@ -13,6 +13,7 @@ import dagster as dg
 
 from validibot.tasks.overrides import load_overrides
 from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks
+from validibot_ops.checks import build_check_definitions
 from validibot_ops.commands import check_commands
 from validibot_ops.executors import build_executor
 from validibot_ops.freshness import freshness_policies
@@ -47,7 +48,7 @@ def build_definitions() -> dg.Definitions:
     jobs = {task.id: build_task_job(task, executor) for task in tasks}
     scheduled = [t for t in tasks if BACKEND_DAGSTER in t.backends]
     policies = freshness_policies(tasks)
-    return dg.Definitions(
+    core = dg.Definitions(
         jobs=list(jobs.values()),
         schedules=[build_task_schedule(t, jobs[t.id], overrides.get(t.id)) for t in scheduled],
         sensors=build_sensors(tasks),
@@ -64,6 +65,7 @@ def build_definitions() -> dg.Definitions:
         ],
         resources={"django": DjangoResource(), SUMMARY_IO_MANAGER_KEY: SummaryIOManager()},
     )
+    return dg.Definitions.merge(core, build_check_definitions(tasks, executor))
 
 
 defs = build_definitions()

@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from validibot.tasks.outcomes import COUNT, DAY, HOUR, OutcomeCheck
+
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 """Ids become Dagster job names, which allow only ``[A-Za-z0-9_]``; we also require snake_case."""
 
@@ -139,6 +141,8 @@ class MaintenanceTask:
         queue: the Celery queue its op runs on in the production topology.
         count_descriptions: ``(count name, meaning)`` pairs for the counts the command's
             summary reports; shown with the per-task asset whose plots track them.
+        outcome_checks: what "the data is clean" means for this task: each becomes a Dagster
+            asset check on the task's asset (``validibot/tasks/outcomes.py``).
     """
 
     id: str
@@ -156,6 +160,7 @@ class MaintenanceTask:
     hard_time_limit_seconds: int = field(default_factory=_default_hard_limit)
     queue: str = DEFAULT_QUEUE
     count_descriptions: tuple[tuple[str, str], ...] = ()
+    outcome_checks: tuple[OutcomeCheck, ...] = ()
 
     @property
     def api_path(self) -> str:
@@ -225,12 +230,24 @@ def _problems(task: MaintenanceTask) -> Iterable[str]:
         for pair in task.count_descriptions
     ):
         yield "count_descriptions must be a tuple of (count name, meaning) string pairs"
+    yield from _outcome_check_problems(task.outcome_checks)
     if task.max_retries < 0 or task.retry_delay_seconds < 0:
         yield "max_retries and retry_delay_seconds must be >= 0"
     if not 0 < task.soft_time_limit_seconds <= task.hard_time_limit_seconds:
         yield "time limits must satisfy 0 < soft <= hard"
     if not task.queue or not re.match(r"^[A-Za-z0-9_.-]+$", task.queue):
         yield f"queue {task.queue!r} is not a valid queue name"
+
+
+def _outcome_check_problems(checks: object) -> Iterable[str]:
+    if not isinstance(checks, tuple) or not all(isinstance(c, OutcomeCheck) for c in checks):
+        yield "outcome_checks must be a tuple of OutcomeCheck"
+        return
+    names = [check.name for check in checks]
+    if len(names) != len(set(names)):
+        yield f"outcome check names {names} must be unique"
+    for check in checks:
+        yield from check.problems()
 
 
 PURGE_COUNTS: tuple[tuple[str, str], ...] = (
@@ -250,6 +267,16 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         description="Remove the content and stored files of submissions past their retention; "
         "the row stays for audit.",
         count_descriptions=PURGE_COUNTS,
+        outcome_checks=(
+            OutcomeCheck(
+                name="expired_content_kept",
+                query="validibot.submissions.outcomes.expired_content_kept",
+                description="Submissions past expiry (plus two hourly runs) still holding "
+                "content or a stored file, not yet handed to the purge retries.",
+                grace_seconds=2 * HOUR,
+                error_above=24,
+            ),
+        ),
     ),
     MaintenanceTask(
         id="purge_expired_outputs",
@@ -260,6 +287,16 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         cron="*/5 * * * *",
         description="Remove the content and stored files of validation outputs past their expiry.",
         count_descriptions=PURGE_COUNTS,
+        outcome_checks=(
+            OutcomeCheck(
+                name="expired_content_kept",
+                query="validibot.validations.outcomes.expired_outputs_kept",
+                description="Validation outputs past expiry (plus 30 minutes) still holding "
+                "content or a stored file, not yet handed to the purge retries.",
+                grace_seconds=HOUR // 2,
+                error_above=6,
+            ),
+        ),
     ),
     MaintenanceTask(
         id="process_purge_retries",
@@ -274,6 +311,24 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
             ("failed", "retries that failed again in this run (capped backoff)"),
             ("over_threshold", "retries past the alert threshold: a rising line needs a human"),
         ),
+        outcome_checks=(
+            OutcomeCheck(
+                name="retries_over_threshold",
+                query="validibot.retention.outcomes.retries_over_threshold",
+                description="Purge retries that failed VALIDIBOT_PURGE_RETRY_ALERT_ATTEMPTS "
+                "times or more (the storage keeps refusing a deletion).",
+                measure=COUNT,
+                error_above=10,
+            ),
+            OutcomeCheck(
+                name="retries_overdue",
+                query="validibot.retention.outcomes.retries_overdue",
+                description="Purge retries whose next attempt is more than 30 minutes overdue "
+                "(nothing is processing the queue).",
+                grace_seconds=HOUR // 2,
+                error_above=6,
+            ),
+        ),
     ),
     MaintenanceTask(
         id="cleanup_stuck_runs",
@@ -287,6 +342,16 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         args=("--timeout-minutes=30",),
         count_descriptions=(
             ("timed_out", "runs stuck in RUNNING past the timeout, now TIMED_OUT"),
+        ),
+        outcome_checks=(
+            OutcomeCheck(
+                name="stuck_runs",
+                query="validibot.validations.outcomes.stuck_runs",
+                description="Non-terminal validation runs past their timeout (their own "
+                "timeout_at, else VALIDATOR_TIMEOUT_SECONDS without progress) plus 20 minutes.",
+                grace_seconds=20 * 60,
+                error_above=2,
+            ),
         ),
     ),
     MaintenanceTask(
@@ -327,6 +392,15 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         cron="0 3 * * *",
         description="Delete idempotency keys past their 24-hour lifetime.",
         count_descriptions=(("deleted", "expired rows deleted"),),
+        outcome_checks=(
+            OutcomeCheck(
+                name="expired_rows_kept",
+                query="validibot.operations.outcomes.expired_idempotency_keys",
+                description="Idempotency keys past their expiry plus 25 hours (a daily run).",
+                grace_seconds=DAY + HOUR,
+                error_above=48,
+            ),
+        ),
     ),
     MaintenanceTask(
         id="cleanup_callback_receipts",
@@ -335,6 +409,16 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         cron="0 4 * * 0",
         description="Delete validator callback receipts older than the retention window (30 days).",
         count_descriptions=(("deleted", "expired rows deleted"),),
+        outcome_checks=(
+            OutcomeCheck(
+                name="expired_rows_kept",
+                query="validibot.validations.outcomes.expired_callback_receipts",
+                description="Callback receipts older than "
+                "VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS plus 8 days (a weekly run).",
+                grace_seconds=8 * DAY,
+                error_above=7 * 24,
+            ),
+        ),
     ),
     MaintenanceTask(
         id="clear_sessions",
@@ -343,6 +427,15 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         cron="0 2 * * *",
         description="Delete expired Django sessions.",
         count_descriptions=(("deleted", "expired rows deleted"),),
+        outcome_checks=(
+            OutcomeCheck(
+                name="expired_rows_kept",
+                query="validibot.core.outcomes.expired_sessions",
+                description="Database sessions past their expiry plus 25 hours (a daily run).",
+                grace_seconds=DAY + HOUR,
+                error_above=48,
+            ),
+        ),
     ),
     MaintenanceTask(
         id="send_periodic_emails",
@@ -369,6 +462,16 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
             ("actors_swept", "actors left with no entries, deleted (erased actors are kept)"),
             ("chunks", "chunks archived and deleted, each in its own transaction"),
             ("frozen", "1 when AUDIT_RETENTION_ENABLED=false froze the run (nothing changed)"),
+        ),
+        outcome_checks=(
+            OutcomeCheck(
+                name="entries_past_retention",
+                query="validibot.audit.outcomes.entries_past_retention",
+                description="Audit-log entries older than AUDIT_HOT_RETENTION_DAYS plus 25 hours "
+                "(a daily run); a frozen retention (AUDIT_RETENTION_ENABLED=false) shows here.",
+                grace_seconds=DAY + HOUR,
+                error_above=48,
+            ),
         ),
     ),
 )
