@@ -47,10 +47,13 @@ def build_definitions() -> dg.Definitions:
     executor = build_executor()
     jobs = {task.id: build_task_job(task, executor) for task in tasks}
     scheduled = [t for t in tasks if BACKEND_DAGSTER in t.backends]
+    # Schedules first: Dagster's cron check names a bad registry entry before the freshness
+    # policies try to measure its interval.
+    schedules = [build_task_schedule(t, jobs[t.id], overrides.get(t.id)) for t in scheduled]
     policies = freshness_policies(tasks)
     core = dg.Definitions(
         jobs=list(jobs.values()),
-        schedules=[build_task_schedule(t, jobs[t.id], overrides.get(t.id)) for t in scheduled],
+        schedules=schedules,
         sensors=build_sensors(tasks),
         assets=[
             dg.AssetSpec(
