@@ -70,8 +70,16 @@ def build_sensors(
             applied here too, so a paused or re-timed schedule is judged as it really runs).
         clock: the dead man's switch's only source of "now" (tests pass a fixed one).
     """
+    from validibot_ops.maintenance_sensor import build_maintenance_sensor
+    from validibot_ops.override_expiry import build_override_expiry_sensor
+
     watched = effective_tasks(tasks)
-    return [build_dead_mans_switch_sensor(watched, clock), build_run_failure_sensor(tasks)]
+    return [
+        build_dead_mans_switch_sensor(watched, clock),
+        build_run_failure_sensor(tasks),
+        build_override_expiry_sensor(tasks, clock),
+        build_maintenance_sensor(clock),
+    ]
 
 
 def effective_tasks(
