@@ -146,7 +146,12 @@ class Ticker:
 
 def test_both_sensors_are_generated_and_running_by_default(sensor_defs):
     by_name = {s.name: s for s in sensor_defs.sensors}
-    assert set(by_name) == {sensors.DEAD_MANS_SWITCH_NAME, sensors.RUN_FAILURE_SENSOR_NAME}
+    assert set(by_name) == {
+        sensors.DEAD_MANS_SWITCH_NAME,
+        sensors.RUN_FAILURE_SENSOR_NAME,
+        "validibot_override_expiry",
+        "validibot_maintenance",
+    }
     for sensor in by_name.values():
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert by_name[sensors.RUN_FAILURE_SENSOR_NAME].minimum_interval_seconds <= 30
@@ -241,7 +246,7 @@ def test_disabled_tasks_are_not_watched(sensor_defs, alert_env, webhook):
 
 def test_an_override_that_pauses_a_schedule_pauses_its_switch(monkeypatch, tmp_path):
     path = tmp_path / "overrides.json"
-    path.write_text(json.dumps({"test_hourly_noop": {"enabled": False, "reason": "incident"}}))
+    path.write_text(json.dumps({"test_hourly_noop": {"enabled": False, "reason": "incident", "author": "alice"}}))
     monkeypatch.setenv("VALIDIBOT_SCHEDULE_OVERRIDES", str(path))
     register(HOURLY)
     [watched] = sensors.effective_tasks([HOURLY])

@@ -195,7 +195,16 @@ def test_doctor_lists_every_invalid_setting(environment):
     import io
 
     out = io.StringIO()
-    skip = ["database", "redis", "workers", "code_location", "daemon", "schedules", "overrides"]
+    skip = [
+        "database",
+        "redis",
+        "workers",
+        "code_location",
+        "daemon",
+        "schedules",
+        "overrides",
+        "maintenance",
+    ]
     with pytest.raises(CommandError, match="1 check\\(s\\) failed: settings"):
         call_command("doctor", *[f"--skip={name}" for name in skip], stdout=out)
     line = next(line for line in out.getvalue().splitlines() if line.startswith("settings"))
