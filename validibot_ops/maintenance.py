@@ -83,7 +83,9 @@ def restore(instance: dg.DagsterInstance, prior: Mapping[str, Mapping[str, Any]]
             instance.update_instigator_state(_with_status(stored, before["stored"]))
         else:  # the state vanished since `on` (e.g. a reset in the UI): nothing to restore onto
             continue
-        changed.append(f"restored {name}: {now_value or 'default'} -> {before['stored'] or 'default'}")
+        changed.append(
+            f"restored {name}: {now_value or 'default'} -> {before['stored'] or 'default'}"
+        )
     return changed
 
 
@@ -104,7 +106,7 @@ def status_lines(window: Any, now: datetime) -> list[str]:
     if window is None:
         return ["maintenance: off"]
     state = "on" if maintenance.is_active(window, now) else "ended (restore pending)"
-    lines = [f"maintenance {state}: {maintenance.describe(window)[len('maintenance: '):]}"]
+    lines = [f"maintenance {state}: {maintenance.describe(window)[len('maintenance: ') :]}"]
     for name, before in sorted(window.prior_states.items()):
         lines.append(f"  {name}: was {before['status']} ({before['stored'] or 'default'})")
     return lines
@@ -151,9 +153,13 @@ def cmd_maintenance(args: Any) -> int:
     if not os.environ.get("DAGSTER_HOME") and DEFAULT_LOCAL_HOME.is_dir():
         os.environ["DAGSTER_HOME"] = str(DEFAULT_LOCAL_HOME)  # the instance `dev` serves
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    import logging
+
     import django
 
     django.setup()
+    # Dagster's SQLite storage runs alembic on first use; its INFO chatter is not news.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from django.db import DatabaseError
 
     from validibot.operations import maintenance
@@ -169,34 +175,44 @@ def cmd_maintenance(args: Any) -> int:
         else:
             lines = _off()
     except maintenance.MaintenanceInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"error: {exc}\n")
         return 2
     except (ScheduleStateError, DatabaseError) as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.stderr.write(f"error: {type(exc).__name__}: {exc}\n")
         return 2
-    for line in lines:
-        print(line)
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
     return 0
 
 
 def _on(request: Any, workspace: list[Any], now: datetime) -> list[str]:
-    from validibot.operations import maintenance
     from validibot_ops.schedule_state import instance_schedules
 
     with dg.DagsterInstance.get() as instance, instance_schedules(instance, workspace) as schedules:
-        window, new = maintenance.record(request, snapshot(schedules), now)
-        lines = pause_all(schedules)
+        return turn_on(schedules, request, now)
+
+
+def _off() -> list[str]:
+    with dg.DagsterInstance.get() as instance:
+        return turn_off(instance)
+
+
+def turn_on(schedules: InstanceSchedules, request: Any, now: datetime) -> list[str]:
+    """Record the states (committed first), then stop every running schedule."""
+    from validibot.operations import maintenance
+
+    window, new = maintenance.record(request, snapshot(schedules), now)
+    lines = pause_all(schedules)
     head = "maintenance on" if new else "maintenance already on (first recorded states kept)"
     return [f"{head}: {maintenance.describe(window)}", *lines, f"{len(lines)} schedule(s) stopped"]
 
 
-def _off() -> list[str]:
+def turn_off(instance: dg.DagsterInstance) -> list[str]:
+    """Restore the recorded states, then end maintenance; a no-op when it is off."""
     from validibot.operations import maintenance
 
     window = maintenance.current()
     if window is None:
         return ["maintenance is off: nothing to restore"]
-    with dg.DagsterInstance.get() as instance:
-        lines = restore(instance, window.prior_states)
+    lines = restore(instance, window.prior_states)
     maintenance.finish()
     return [*lines, f"maintenance off: {len(lines)} schedule(s) restored"]

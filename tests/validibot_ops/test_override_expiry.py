@@ -44,7 +44,11 @@ def _observed(defs: dg.Definitions) -> dict[str, ObservedSchedule]:
     """The schedules as a freshly loaded code location declares them (nothing toggled)."""
     return {
         s.name: ObservedSchedule(
-            s.name, RUNNING, s.default_status.value, str(s.cron_schedule), s.tags.get(OVERRIDE_TAG, "")
+            s.name,
+            RUNNING,
+            s.default_status.value,
+            str(s.cron_schedule),
+            s.tags.get(OVERRIDE_TAG, ""),
         )
         for s in defs.schedules
         if s.default_status == dg.DefaultScheduleStatus.RUNNING

@@ -246,7 +246,11 @@ def test_disabled_tasks_are_not_watched(sensor_defs, alert_env, webhook):
 
 def test_an_override_that_pauses_a_schedule_pauses_its_switch(monkeypatch, tmp_path):
     path = tmp_path / "overrides.json"
-    path.write_text(json.dumps({"test_hourly_noop": {"enabled": False, "reason": "incident", "author": "alice"}}))
+    path.write_text(
+        json.dumps(
+            {"test_hourly_noop": {"enabled": False, "reason": "incident", "author": "alice"}}
+        )
+    )
     monkeypatch.setenv("VALIDIBOT_SCHEDULE_OVERRIDES", str(path))
     register(HOURLY)
     [watched] = sensors.effective_tasks([HOURLY])

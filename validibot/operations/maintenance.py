@@ -43,7 +43,8 @@ def parse_until(text: str | None) -> datetime | None:
         ) from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise MaintenanceInputError(
-            f"--until {text!r} has no timezone: write e.g. 2026-12-03T06:00:00Z or 2026-12-03T07:00:00+01:00"
+            f"--until {text!r} has no timezone: write e.g. 2026-12-03T06:00:00Z "
+            "or 2026-12-03T07:00:00+01:00"
         )
     return value.astimezone(UTC)
 

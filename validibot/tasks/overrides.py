@@ -97,7 +97,7 @@ def load_overrides(
     known_ids: set[str] | None = None,
     now: datetime | None = None,
 ) -> dict[str, ScheduleOverride]:
-    """The overrides in force at ``now`` (default: the current time); see :func:`load_override_file`."""
+    """The overrides in force at ``now`` (default: now); see :func:`load_override_file`."""
     return load_override_file(path, known_ids, now).active
 
 
@@ -188,9 +188,7 @@ class OverrideEntry(BaseModel):
             try:
                 value = datetime.fromisoformat(value.strip())
             except ValueError:
-                raise ValueError(
-                    f"expires_at {value!r} is not an ISO 8601 date and time"
-                ) from None
+                raise ValueError(f"expires_at {value!r} is not an ISO 8601 date and time") from None
         if not isinstance(value, datetime):
             raise ValueError(f"expires_at {value!r} is not an ISO 8601 date and time")
         if value.tzinfo is None or value.utcoffset() is None:

@@ -247,7 +247,9 @@ class Command(BaseCommand):
         except OverridesError as exc:
             return Result("overrides", FAIL, str(exc))
         overrides = loaded.active
-        expired = "".join(f"; expired, remove: {k}: {v.describe()}" for k, v in loaded.expired.items())
+        expired = "".join(
+            f"; expired, remove: {k}: {v.describe()}" for k, v in loaded.expired.items()
+        )
         if overrides:
             listing = ", ".join(f"{k}: {v.describe()}" for k, v in overrides.items())
             return Result("overrides", WARN, f"incident overrides in force: {listing}{expired}")
@@ -270,5 +272,6 @@ class Command(BaseCommand):
         return Result(
             "maintenance",
             WARN,
-            f"ON {maintenance.describe(window)}: {paused} schedules paused, HTTP trigger answers 409",
+            f"ON {maintenance.describe(window)}: {paused} schedules recorded and paused, "
+            "HTTP trigger answers 409",
         )
