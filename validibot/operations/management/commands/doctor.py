@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
+from django.utils import timezone
 from django.db.migrations.executor import MigrationExecutor
 from kombu.utils.url import maybe_sanitize_url
 
@@ -261,7 +262,7 @@ class Command(BaseCommand):
         window = maintenance.current()
         if window is None:
             return Result("maintenance", OK, "off")
-        if not maintenance.is_active(window, datetime.now(UTC)):
+        if not maintenance.is_active(window, timezone.now()):
             return Result(
                 "maintenance",
                 WARN,
