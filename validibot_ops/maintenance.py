@@ -94,9 +94,10 @@ def _with_status(stored: InstigatorState, status: str) -> InstigatorState:
     cron = data.cron_schedule if isinstance(data, ScheduleInstigatorData) else None
     # A restarted schedule counts its ticks from now, like instance.start_schedule.
     start = get_current_timestamp() if status != InstigatorStatus.STOPPED.value else None
-    return stored.with_status(InstigatorStatus(status)).with_data(
-        ScheduleInstigatorData(cron, start) if cron is not None else data
-    )
+    restored = stored.with_status(InstigatorStatus(status))
+    if cron is None:
+        return restored
+    return restored.with_data(ScheduleInstigatorData(cron, start))
 
 
 def status_lines(window: Any, now: datetime) -> list[str]:

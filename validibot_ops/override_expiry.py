@@ -195,13 +195,11 @@ def build_override_expiry_sensor(
     def _expiry(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         state = ExpiryState.load(context.cursor)
         channels = build_channels(prepare_django=lambda: context.resources.django.ensure_django())
-        reason = check_expiry(
-            applied,
-            state,
-            clock(),
-            lambda alert: deliver(alert, channels, context.log) and None,
-            reload,
-        )
+
+        def send(alert: Alert) -> None:
+            deliver(alert, channels, context.log)
+
+        reason = check_expiry(applied, state, clock(), send, reload)
         context.update_cursor(state.dump())
         return dg.SkipReason(reason)
 

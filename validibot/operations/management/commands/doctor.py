@@ -13,8 +13,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
-from django.utils import timezone
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 from kombu.utils.url import maybe_sanitize_url
 
 from validibot.core.broker import broker_url
