@@ -98,3 +98,13 @@ def test_doctor_names_an_expired_entry_to_remove(tmp_path, monkeypatch):
     row = _doctor()["overrides"]
     assert row["status"] == "warn"
     assert row["detail"].startswith("none in force; expired, remove: clear_sessions")
+
+
+def test_a_sync_is_refused_while_maintenance_is_on(dead_url):
+    """It would restart every schedule maintenance paused; refused before any request."""
+    from django.core.management.base import CommandError
+
+    _maintenance()
+    with pytest.raises(CommandError, match="maintenance: deploy 12 .* is on: a sync would") as e:
+        call_command("sync_schedules", "--url", dead_url, stdout=io.StringIO())
+    assert e.value.returncode == 2
