@@ -40,6 +40,8 @@ from validibot_ops.alerts import (
     deliver,
     ui_link,
 )
+from validibot_ops.maintenance_sensor import build_maintenance_sensor
+from validibot_ops.override_expiry import build_override_expiry_sensor
 from validibot_ops.resources import DjangoResource
 from validibot_ops.schedules import effective_schedule
 from validibot_ops.tags import ASSET_PREFIX, TASK_TAG
@@ -70,9 +72,6 @@ def build_sensors(
             applied here too, so a paused or re-timed schedule is judged as it really runs).
         clock: the dead man's switch's only source of "now" (tests pass a fixed one).
     """
-    from validibot_ops.maintenance_sensor import build_maintenance_sensor
-    from validibot_ops.override_expiry import build_override_expiry_sensor
-
     watched = effective_tasks(tasks)
     return [
         build_dead_mans_switch_sensor(watched, clock),
