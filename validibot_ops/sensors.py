@@ -10,6 +10,9 @@ always; email and webhook when configured). See docs/operations.md, "Monitoring 
   the sensor cursor remembers which tasks are alerted, so nothing repeats every tick.
 - ``validibot_run_failure_alerts`` (every 15 s): one ``run_failed`` alert per failed run of a
   maintenance job, with the run id and the step errors.
+- ``validibot_override_expiry`` and ``validibot_maintenance``, built here from their own
+  modules (``override_expiry.py``, ``maintenance_sensor.py``): an expired incident override,
+  and maintenance mode.
 
 Lag (dagster-io issues; mitodl/ol-infrastructure PR #5603): a run-status sensor handles at most
 ``DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT`` (default 5) matching runs per tick, and stops a
