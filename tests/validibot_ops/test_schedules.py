@@ -170,7 +170,7 @@ def test_an_override_file_retimes_and_pauses_schedules_and_says_so(tmp_path, mon
         ('{"clear_sessions": {"cron": "61 * * * *"}}', ".json", "not a valid five-field cron"),
         ('{"clear_sessions": {"enabled": "no"}}', ".json", "enabled must be true or false"),
         ('{"clear_sessions": {"when": "now"}}', ".json", "unknown field"),
-        ('{"clear_sessions": {}}', ".json", "sets neither cron nor enabled"),
+        ('{"clear_sessions": {"reason": "r", "author": "a"}}', ".json", "sets neither cron"),
         ('{"clear_sessions": ["enabled"]}', ".json", "expected a mapping with cron and/or"),
         ('{"clear_sessions": {"cron": 5}}', ".json", "cron 5 is not a valid five-field cron"),
         ("[1, 2]", ".json", "expected a mapping of task id"),
