@@ -4,6 +4,7 @@ validibot-ops demo                  # bare laptop: SQLite, in-process, every job
 validibot-ops dev [--port N] [--host H] [-- dagster dev args]   # webserver + daemon, local
 validibot-ops worker --queue default      # production: a Celery worker on Redis
 validibot-ops sync-schedules [--dry-run|--check] [-w workspace.yaml]  # schedules = registry
+validibot-ops maintenance on --reason R --author A [--until T] | off | status
 """
 
 from __future__ import annotations
@@ -312,7 +313,8 @@ def _port(value: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="validibot-ops",
-        description="Validibot maintenance on Dagster: demo, local dev stack, Celery worker.",
+        description="Validibot maintenance on Dagster: demo, local dev stack, Celery worker, "
+        "schedule sync and maintenance mode.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -390,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="workspace file (repeatable; default workspace.local.yaml)",
     )
     sync_parser.set_defaults(func=cmd_sync_schedules)
+
+    from validibot_ops.maintenance import add_parser as add_maintenance_parser
+
+    add_maintenance_parser(sub, "workspace file (repeatable; default workspace.local.yaml)")
     return parser
 
 

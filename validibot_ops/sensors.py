@@ -11,6 +11,9 @@ always; email and webhook when configured). See docs/operations.md, "Monitoring 
   dead man's switch that sampled run history itself.)
 - ``validibot_run_failure_alerts`` (every 15 s): one ``run_failed`` alert per failed run of a
   maintenance job, with the run id and the step errors.
+- ``validibot_override_expiry`` and ``validibot_maintenance``, built here from their own
+  modules (``override_expiry.py``, ``maintenance_sensor.py``): an expired incident override,
+  and maintenance mode.
 
 Lag (dagster-io issues; mitodl/ol-infrastructure PR #5603): a run-status sensor handles at most
 ``DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT`` (default 5) matching runs per tick, and stops a
@@ -28,6 +31,8 @@ import dagster as dg
 from validibot.tasks.registry import MaintenanceTask
 from validibot_ops.alerts import RUN_FAILED, Alert, build_channels, deliver, ui_link
 from validibot_ops.freshness import build_freshness_alert_sensor
+from validibot_ops.maintenance_sensor import build_maintenance_sensor
+from validibot_ops.override_expiry import build_override_expiry_sensor
 from validibot_ops.resources import DjangoResource
 from validibot_ops.tags import TASK_TAG
 
@@ -42,7 +47,12 @@ def build_sensors(tasks: Sequence[MaintenanceTask]) -> list[dg.SensorDefinition]
         tasks: every registry task (the freshness sensor applies the incident overrides file
             and keeps the tasks whose schedule runs on Dagster).
     """
-    return [build_freshness_alert_sensor(tasks), build_run_failure_sensor(tasks)]
+    return [
+        build_freshness_alert_sensor(tasks),
+        build_run_failure_sensor(tasks),
+        build_override_expiry_sensor(tasks),
+        build_maintenance_sensor(),
+    ]
 
 
 # -- run failures -----------------------------------------------------------------------------

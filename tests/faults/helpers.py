@@ -45,7 +45,7 @@ def write_overrides(directory: Path, keep: tuple[str, ...] = ()) -> Path:
     """An incident-overrides file pausing every built-in schedule but ``keep``: the daemon of
     a fault stack must not purge seeded rows on its hourly tick behind a test's back."""
     paused = {
-        task.id: {"enabled": False, "reason": "fault suite"}
+        task.id: {"enabled": False, "reason": "fault suite", "author": "tests/faults"}
         for task in BUILTIN_TASKS
         if task.id not in keep and BACKEND_DAGSTER in task.backends
     }

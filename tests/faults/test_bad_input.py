@@ -114,7 +114,7 @@ OVERRIDE_CASES = {
     ),
     "overrides with a cron only croniter accepts (issue 15 D8)": (
         "feb31.json",
-        '{"clear_sessions": {"cron": "0 0 31 2 *"}}',
+        '{"clear_sessions": {"cron": "0 0 31 2 *", "reason": "r", "author": "a"}}',
         "feb31.json: task 'clear_sessions': key 'cron' ('0 0 31 2 *')",
     ),
 }

@@ -193,6 +193,69 @@ def test_both_sync_checks_see_a_schedule_stopped_through_graphql(dev):
     assert dev.run([sys.executable, "manage.py", "sync_schedules", "--check"]).returncode == 0
 
 
+_SENSOR_TICK = """
+query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {
+  ... on Sensor { sensorState { ticks(limit: 1) { status skipReason } } } } }
+"""
+
+
+def _maintenance_banner(dev: DevServer) -> str:
+    selector = {
+        "repositoryLocationName": "validibot_ops",
+        "repositoryName": "__repository__",
+        "sensorName": "validibot_maintenance",
+    }
+    data = dev.graphql(_SENSOR_TICK, {"s": selector})["data"]["sensorOrError"]
+    ticks = data["sensorState"]["ticks"]
+    return (ticks[0]["skipReason"] or "") if ticks else ""
+
+
+def test_maintenance_round_trip_against_dev_restores_every_schedule(dev):
+    """Issue 19: `validibot-ops maintenance on/off` as an operator runs it, beside a live
+    daemon and webserver: a mixed set of running and stopped schedules comes back exactly,
+    the state outlives each command's process, and the UI's sensor shows it."""
+
+    def states() -> dict[str, str]:
+        return {s["name"]: s["scheduleState"]["status"] for s in dev.repository()["schedules"]}
+
+    toggled = "clear_sessions_schedule"
+    state_id = {s["name"]: s["scheduleState"]["id"] for s in dev.repository()["schedules"]}
+    stop = "mutation($id: String!) { stopRunningSchedule(id: $id) { __typename } }"
+    dev.graphql(stop, {"id": state_id[toggled]})
+    try:
+        before = states()
+        assert before[toggled] == "STOPPED" and "RUNNING" in before.values()
+        on = dev.run(
+            ["validibot-ops", "maintenance", "on", "--reason", "deploy 12", "--author", "alice"]
+        )
+        assert on.returncode == 0, on.stdout + on.stderr
+        assert set(states().values()) == {"STOPPED"}
+        again = dev.run(["validibot-ops", "maintenance", "on", "--reason", "x", "--author", "b"])
+        assert "first recorded states kept" in again.stdout, again.stdout + again.stderr
+        status = dev.run(["validibot-ops", "maintenance", "status"])
+        assert "maintenance on: deploy 12 (by alice since" in status.stdout
+        assert f"{toggled}: was STOPPED (STOPPED)" in status.stdout
+        table = dev.run([sys.executable, "manage.py", "scheduled_task_status"])
+        assert "MAINTENANCE MODE ON, schedules paused: maintenance: deploy 12" in table.stdout
+        doctor = dev.run([sys.executable, "manage.py", "doctor", "--json", "--skip", "workers"])
+        rows = {r["check"]: r for r in json.loads(doctor.stdout.strip().splitlines()[-1])}
+        assert rows["maintenance"]["detail"].startswith("ON maintenance: deploy 12 (by alice")
+        wait_until(
+            lambda: _maintenance_banner(dev).startswith("MAINTENANCE ON: deploy 12 (by alice"),
+            240,
+            interval=3,
+            what="the validibot_maintenance sensor's banner",
+        )
+        off = dev.run(["validibot-ops", "maintenance", "off"])
+        assert off.returncode == 0, off.stdout + off.stderr
+        assert states() == before
+        assert "nothing to restore" in dev.run(["validibot-ops", "maintenance", "off"]).stdout
+        assert states() == before
+    finally:
+        dev.run(["validibot-ops", "maintenance", "off"])
+        assert dev.run(["validibot-ops", "sync-schedules"]).returncode == 0
+
+
 def test_status_commands_take_the_url_dev_prints(dev):
     status = dev.run([sys.executable, "manage.py", "scheduled_task_status", "--json"])
     assert status.returncode == 0, status.stderr

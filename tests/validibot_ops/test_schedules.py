@@ -139,8 +139,12 @@ def test_an_override_file_retimes_and_pauses_schedules_and_says_so(tmp_path, mon
     path.write_text(
         json.dumps(
             {
-                "purge_expired_submissions": {"cron": "45 5 * * *", "reason": "INC-42"},
-                "clear_sessions": {"enabled": False},
+                "purge_expired_submissions": {
+                    "cron": "45 5 * * *",
+                    "reason": "INC-42",
+                    "author": "alice",
+                },
+                "clear_sessions": {"enabled": False, "reason": "INC-43", "author": "bob"},
             }
         )
     )
@@ -166,7 +170,7 @@ def test_an_override_file_retimes_and_pauses_schedules_and_says_so(tmp_path, mon
         ('{"clear_sessions": {"cron": "61 * * * *"}}', ".json", "not a valid five-field cron"),
         ('{"clear_sessions": {"enabled": "no"}}', ".json", "enabled must be true or false"),
         ('{"clear_sessions": {"when": "now"}}', ".json", "unknown field"),
-        ('{"clear_sessions": {}}', ".json", "sets neither cron nor enabled"),
+        ('{"clear_sessions": {"reason": "r", "author": "a"}}', ".json", "sets neither cron"),
         ('{"clear_sessions": ["enabled"]}', ".json", "expected a mapping with cron and/or"),
         ('{"clear_sessions": {"cron": 5}}', ".json", "cron 5 is not a valid five-field cron"),
         ("[1, 2]", ".json", "expected a mapping of task id"),
@@ -189,7 +193,7 @@ def test_an_override_cron_dagster_refuses_names_the_file_and_key(tmp_path, monke
     from validibot_ops.schedules import ScheduleDefinitionError
 
     path = tmp_path / "overrides.yaml"
-    path.write_text("clear_sessions:\n  cron: '0 0 31 2 *'\n  reason: INC-9\n")
+    path.write_text("clear_sessions:\n  cron: '0 0 31 2 *'\n  reason: INC-9\n  author: alice\n")
     monkeypatch.setenv(OVERRIDES_ENV, str(path))
     with pytest.raises(ScheduleDefinitionError) as refused:
         build_definitions()

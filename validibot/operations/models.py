@@ -31,3 +31,23 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class MaintenanceMode(models.Model):
+    """Maintenance mode, while it is on: one row (``pk=1``); no row means off.
+
+    The single source of truth for ``validibot-ops maintenance`` (which writes it and pauses the
+    schedules), the HTTP trigger (409 ``maintenance: <reason>``), ``doctor`` and the Dagster
+    sensor that shows it and ends it at ``until``. ``prior_states`` records each schedule's
+    state before the first ``maintenance on`` (see ``validibot_ops/maintenance.py``), so
+    ``maintenance off`` restores exactly those.
+    """
+
+    reason = models.TextField()
+    author = models.CharField(max_length=200)
+    started_at = models.DateTimeField(default=timezone.now)
+    until = models.DateTimeField(null=True, blank=True)
+    prior_states = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"maintenance: {self.reason}"

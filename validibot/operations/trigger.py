@@ -13,10 +13,11 @@ Answers: 202 ``{run_id, task, status_url, ui_url}``; 200 with the same body when
 ``Idempotency-Key`` repeats a request within the key lifetime (24 h); 400 bad body or key
 (or JSON nested deeper than 8 levels); 401 no credentials; 403 wrong token; 404 unknown task;
 405 not POST; 409 same key still in flight, or ``paused: <reason>`` while an incident override
-pauses the task; 411 no Content-Length (a chunked body); 413 body over 4 KiB; 422 key reused
-for another request; 503 Dagster webserver down, trigger disabled, or a setting it reads
-invalid (named); 500 ``{"error": "internal error"}`` (details only in the logs). Tokens never
-reach the logs, and ids from the URL are logged escaped (no forged lines).
+pauses the task, or ``maintenance: <reason>`` while maintenance mode is on; 411 no
+Content-Length (a chunked body); 413 body over 4 KiB; 422 key reused for another request;
+503 Dagster webserver down, trigger disabled, or a setting it reads invalid (named); 500
+``{"error": "internal error"}`` (details only in the logs). Tokens never reach the logs, and
+ids from the URL are logged escaped (no forged lines).
 
 One key never yields two runs: a claimed key names its run's tag in advance. When the launch's
 outcome is unknown (Dagster answered after the timeout, or not at all), the claim is kept; the
@@ -266,6 +267,17 @@ def refuse_if_paused(task: MaintenanceTask) -> None:
         raise Rejected(409, f"paused: {reason}")
 
 
+def refuse_if_in_maintenance(task: MaintenanceTask) -> None:
+    """Maintenance mode (``validibot-ops maintenance on``) stops every task here too (409)."""
+    from validibot.operations import maintenance
+
+    window = maintenance.current()
+    if maintenance.is_active(window, timezone.now()):
+        assert window is not None
+        logger.info("scheduled trigger %s: refused, %s", task.id, printable(window.reason))
+        raise Rejected(409, f"maintenance: {window.reason}")
+
+
 # -- idempotency -------------------------------------------------------------------------
 def _fingerprint(task_id: str, options: dict[str, Any]) -> str:
     canonical = json.dumps({"task": task_id, **options}, sort_keys=True)
@@ -432,6 +444,7 @@ def _trigger(request: HttpRequest, task_id: str) -> JsonResponse:
     if task is None:
         raise Rejected(404, f"unknown task {task_id!r}")
     options = parse_options(request)
+    refuse_if_in_maintenance(task)
     refuse_if_paused(task)
     key = idempotency_key(request)
     if key is None:

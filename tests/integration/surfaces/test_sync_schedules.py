@@ -84,15 +84,18 @@ def test_an_incident_override_is_drift_until_removed(surfaces):
         "purge_expired_submissions:\n"
         "  cron: '30 4 * * *'\n"
         "  reason: incident 42\n"
+        "  author: alice\n"
         "clear_sessions:\n"
-        "  enabled: false\n",
+        "  enabled: false\n"
+        "  reason: incident 43\n"
+        "  author: bob\n",
         encoding="utf-8",
     )
     try:
         client.reload_location(location)
         purge = client.get_schedule("purge_expired_submissions_schedule")
         assert purge.cron == "30 4 * * *"
-        assert purge.override == "cron='30 4 * * *' (incident 42)"  # the schedule says so
+        assert purge.override == "cron='30 4 * * *' (incident 42; by alice)"  # the schedule says so
 
         check = surfaces.sync("--check")
         assert check.returncode == 1

@@ -201,7 +201,9 @@ def test_a_paused_task_answers_409_with_the_reason_and_launches_nothing(
 ):
     """An incident pause stopped the Dagster schedule but not this trigger, so deployments
     scheduled by Cloud Scheduler kept running the task."""
-    overrides("clear_sessions: {enabled: false, reason: 'INC-77: sessions table locked'}\n")
+    overrides(
+        "clear_sessions: {enabled: false, reason: 'INC-77: sessions table locked', author: alice}\n"
+    )
     response = post(client, **{"Idempotency-Key": "tick-1"})
     assert response.status_code == 409
     assert response.json() == {"error": "paused: INC-77: sessions table locked"}
@@ -211,11 +213,16 @@ def test_a_paused_task_answers_409_with_the_reason_and_launches_nothing(
     assert other.status_code == 503 and dagster_spy.requests > 0  # other tasks go on
 
 
-def test_a_pause_without_a_reason_names_the_overrides_file(client, dagster_spy, overrides):
+def test_a_pause_without_a_reason_or_author_fails_closed_naming_the_entry(
+    client, dagster_spy, overrides, caplog
+):
+    """Issue 19: an override must say why and who; one that does not is a broken file."""
     overrides("clear_sessions: {enabled: false}\n")
     response = post(client)
-    assert response.status_code == 409
-    assert response.json() == {"error": f"paused: incident override in {OVERRIDES_ENV}"}
+    assert response.status_code == 503
+    assert "overrides file is invalid" in response.json()["error"]
+    assert "task 'clear_sessions': reason is required" in caplog.text
+    assert "author is required" in caplog.text
     assert dagster_spy.requests == 0  # nothing reached Dagster
 
 

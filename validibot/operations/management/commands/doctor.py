@@ -14,13 +14,14 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 from kombu.utils.url import maybe_sanitize_url
 
 from validibot.core.broker import broker_url
 from validibot.core.settings_check import SETTINGS, all_setting_errors
 from validibot.operations.dagster_client import DagsterClient, DagsterClientError
 from validibot.operations.health_check import check_task_health
-from validibot.tasks.overrides import OverridesError, load_overrides
+from validibot.tasks.overrides import OverridesError, load_override_file
 from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks, get_tasks_for_backend
 from validibot.tasks.sync_plan import ObservedSchedule, plan_schedules
 
@@ -35,6 +36,7 @@ CHECKS = (
     "schedules",
     "overrides",
     "task_health",
+    "maintenance",
 )
 # A daemon is unhealthy when its heartbeat is older than this (Dagster's own UI uses 60 s).
 DAEMON_HEARTBEAT_MAX_AGE_S = 120
@@ -62,7 +64,7 @@ class Command(BaseCommand):
     help = (
         "Check the VALIDIBOT_* settings, the database, Redis, Celery workers per queue, the "
         "Dagster code location and daemon heartbeats (over GraphQL), schedule drift and the "
-        "overrides file. Prints a table; exits 1 if any check fails."
+        "overrides file, and maintenance mode. Prints a table; exits 1 if any check fails."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -92,6 +94,7 @@ class Command(BaseCommand):
             "schedules": self.check_schedules,
             "overrides": self.check_overrides,
             "task_health": self.check_task_health,
+            "maintenance": self.check_maintenance,
         }
         results = []
         for name, check in checks.items():
@@ -244,15 +247,40 @@ class Command(BaseCommand):
 
     def check_overrides(self) -> Result:
         try:
-            overrides = load_overrides(known_ids={t.id for t in get_tasks()})
+            loaded = load_override_file(known_ids={t.id for t in get_tasks()})
         except OverridesError as exc:
             return Result("overrides", FAIL, str(exc))
+        overrides = loaded.active
+        expired = "".join(
+            f"; expired, remove: {k}: {v.describe()}" for k, v in loaded.expired.items()
+        )
         if overrides:
             listing = ", ".join(f"{k}: {v.describe()}" for k, v in overrides.items())
-            return Result("overrides", WARN, f"incident overrides in force: {listing}")
-        return Result("overrides", OK, "none in force")
+            return Result("overrides", WARN, f"incident overrides in force: {listing}{expired}")
+        return Result("overrides", WARN if expired else OK, f"none in force{expired}")
 
     def check_task_health(self) -> Result:
         """Dagster's freshness verdicts and asset-check results: the status command's truth."""
         status, detail = check_task_health(self.client)
         return Result("task_health", status, detail)
+
+    def check_maintenance(self) -> Result:
+        from validibot.operations import maintenance
+
+        window = maintenance.current()
+        if window is None:
+            return Result("maintenance", OK, "off")
+        if not maintenance.is_active(window, timezone.now()):
+            return Result(
+                "maintenance",
+                WARN,
+                f"{maintenance.describe(window)} has ended; the validibot_maintenance sensor "
+                "restores the schedules (or run `validibot-ops maintenance off`)",
+            )
+        paused = len(window.prior_states)
+        return Result(
+            "maintenance",
+            WARN,
+            f"ON {maintenance.describe(window)}: {paused} schedules recorded and paused, "
+            "HTTP trigger answers 409",
+        )

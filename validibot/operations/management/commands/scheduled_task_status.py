@@ -146,7 +146,17 @@ class Command(BaseCommand):
             "counts": counts,
             "next_tick": next_tick,
             "in_progress": len(runs) - len(finished),
+            # The incident override the schedule carries: what, why, who, until when.
+            "override": schedule.override if schedule else "",
+            "maintenance": self.maintenance_note(now),
         }
+
+    def maintenance_note(self, now: datetime) -> str | None:
+        """``maintenance: R (by A since S, until T)`` while maintenance mode is on."""
+        from validibot.operations import maintenance
+
+        window = maintenance.current()
+        return maintenance.describe(window) if maintenance.is_active(window, now) else None
 
     def table(self, rows: list[dict[str, Any]], now: datetime) -> None:
         header = (
@@ -175,6 +185,12 @@ class Command(BaseCommand):
         for line in lines:
             text = "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True))
             self.stdout.write(text.rstrip())
+        for r in rows:
+            if r.get("override"):
+                self.stdout.write(f"override {r['task']}: {r['override']}")
+        notes = {r["maintenance"] for r in rows if r.get("maintenance")}
+        for note in sorted(notes):
+            self.stdout.write(f"MAINTENANCE MODE ON, schedules paused: {note}")
 
 
 def _reason(state: str, health: AssetHealth | None, last_status: str | None, now: datetime) -> str:

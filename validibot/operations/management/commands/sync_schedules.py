@@ -64,6 +64,8 @@ class Command(BaseCommand):
         if options["backend"] == BACKEND_GCP:
             self.stdout.write(json.dumps(self.gcp_jobs(options["base_url"]), indent=2))
             return
+        if not (options["check"] or options["dry_run"]):
+            self.refuse_in_maintenance()
         client = DagsterClient(options["url"])
         plan = self.plan(client)
         if options["check"] or options["dry_run"]:
@@ -72,6 +74,21 @@ class Command(BaseCommand):
                 raise CommandError("schedules drifted from the registry (see above)", returncode=1)
             return
         self.apply(client, plan)
+
+    def refuse_in_maintenance(self) -> None:
+        """A sync would restart what maintenance mode paused; `maintenance off` restores."""
+        from django.utils import timezone
+
+        from validibot.operations import maintenance
+
+        window = maintenance.current()
+        if maintenance.is_active(window, timezone.now()):
+            assert window is not None
+            raise CommandError(
+                f"{maintenance.describe(window)} is on: a sync would restart the schedules it "
+                "paused; run `validibot-ops maintenance off` first (it restores them)",
+                returncode=2,
+            )
 
     def plan(self, client: DagsterClient) -> SchedulePlan:
         tasks = get_tasks_for_backend(BACKEND_DAGSTER)
