@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from validibot.tasks import dst
+
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 """Ids become Dagster job names, which allow only ``[A-Za-z0-9_]``; we also require snake_case."""
 
@@ -185,22 +187,12 @@ class MaintenanceTask:
 def iter_fire_times(cron: str, timezone: str, after: datetime) -> Iterator[datetime]:
     """Fire times of ``cron`` in ``timezone`` after ``after``, as Dagster's scheduler runs them.
 
-    When clocks fall back, croniter yields a repeated wall-clock time twice (once per UTC
-    offset). Dagster runs a fixed-hour cron once then (the later instant) but an every-hour
-    cron at both instants; this does the same. The preview, the health rule and the status
-    view all read fire times from here.
+    Across clock changes this follows Dagster's rule exactly (see :mod:`validibot.tasks.dst`):
+    a fixed-hour cron's time that does not exist is shifted and one that occurs twice runs
+    once; an every-hour cron skips the first and runs the second twice. The preview, the
+    health rule and the status view all read fire times from here.
     """
-    itr = croniter(cron, after.astimezone(ZoneInfo(timezone)))
-    hour_field = cron.split()[1]
-    fixed_hour = not (hour_field == "*" or hour_field.startswith("*/"))
-    pending = itr.get_next(datetime)
-    while True:
-        fire = itr.get_next(datetime)
-        if fixed_hour and fire.replace(tzinfo=None) == pending.replace(tzinfo=None):
-            pending = fire
-            continue
-        yield pending
-        pending = fire
+    return dst.iter_fire_times(cron, timezone, after)
 
 
 def _problems(task: MaintenanceTask) -> Iterable[str]:
