@@ -15,6 +15,10 @@ like this (tests/validibot/tasks/test_dst.py checks every rule against Dagster i
   except for a plain daily, weekly or monthly cron at an hour outside 01:00-03:59, which runs
   at the first.
 
+One known difference: in Australia/Lord_Howe, whose clocks change by 30 minutes, Dagster
+computes every-hour crons in UTC and fires them half an hour off the named minute after a
+change; this module gives the named minutes.
+
 This module imports neither Django nor Dagster, so the registry, the ``scheduled_task_status``
 preview and ``doctor`` share one rule.
 """
@@ -174,7 +178,13 @@ def iter_ticks(cron: str, timezone: str, after: datetime) -> Iterator[Tick]:
     last = after.timestamp()
     while True:
         wall = itr.get_next(datetime)
-        for tick in _ticks_for(wall, zone, hourly, plain):
+        ticks = _ticks_for(wall, zone, hourly, plain)
+        while ticks[-1].marker == TWICE:
+            # Both instants of every repeated time, and the first time after them, in order.
+            wall = itr.get_next(datetime)
+            ticks += _ticks_for(wall, zone, hourly, plain)
+        ticks.sort(key=lambda t: t.at.timestamp() if t.at else 0.0)
+        for tick in ticks:
             if tick.at is None:
                 if wall > start_wall:
                     yield tick
