@@ -248,7 +248,7 @@ def affected_ticks(cron: str, timezone: str, change: ClockChange) -> list[Tick]:
     ticks = []
     for tick in iter_ticks(cron, timezone, begin):
         ticks.append(tick)
-        if tick.at is not None and tick.wall >= end and tick.at > change.at:
+        if tick.at is not None and tick.wall >= end and tick.at >= change.at:
             return ticks
     raise AssertionError("iter_ticks is endless")  # pragma: no cover
 
@@ -265,9 +265,9 @@ def _lint(cron: str, timezone: str, day: datetime) -> tuple[str, ...]:
             tick = _ticks_for(wall, ZoneInfo(timezone), False, _plain_calendar_cron(cron))[0]
             found[change.kind] = (change, tick)
     return tuple(
-        f"cron {cron!r} in {timezone}: on {tick.wall:%Y-%m-%d} {tick.note()}; "
-        f"pick a time outside {change.wall_window[0]:%H:%M}-{change.wall_window[1]:%H:%M} "
-        "to run every day at the same local time"
+        f"cron {cron!r} in {timezone}, on {tick.wall:%Y-%m-%d}: {tick.note()}; a time outside "
+        f"{change.wall_window[0]:%H:%M}-{change.wall_window[1]:%H:%M} runs at the same local "
+        "time every day"
         for change, tick in found.values()
     )
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
 from itertools import islice
+from warnings import warn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -47,6 +48,10 @@ TIMEZONE_ENV = "VALIDIBOT_SCHEDULE_TIMEZONE"
 
 class RegistryError(ValueError):
     """A registry entry is invalid; the message always names the entry's id."""
+
+
+class ClockChangeWarning(UserWarning):
+    """A fixed-hour cron names a local time that a clock change removes or repeats."""
 
 
 def _default_timezone() -> str:
@@ -178,6 +183,18 @@ class MaintenanceTask:
         """Raise :class:`RegistryError` naming this entry if any field is unusable."""
         for problem in _problems(self):
             raise RegistryError(f"scheduled task {self.id!r}: {problem}")
+
+    def warnings(self, cron: str | None = None) -> list[str]:
+        """What is legal but likely unintended about this entry (never an error), each naming
+        the entry: today, a fixed-hour cron whose time a clock change of its zone removes or
+        repeats (see :func:`validibot.tasks.dst.lint`). ``cron`` checks another cron (an
+        incident override's) in this entry's timezone. Only Dagster-scheduled entries are
+        checked: the rule is Dagster's."""
+        if BACKEND_DAGSTER not in self.backends:
+            return []
+        return [
+            f"scheduled task {self.id!r}: {w}" for w in dst.lint(cron or self.cron, self.timezone)
+        ]
 
     def next_fire_times(self, after: datetime, count: int = 2) -> list[datetime]:
         """The next ``count`` fire times after ``after``, in the task's timezone."""
@@ -368,6 +385,7 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
 _lock = threading.RLock()
 _registered: dict[str, MaintenanceTask] = {}
 _plugins_loaded = False
+_warned: set[str] = set()
 
 
 def register(task: MaintenanceTask) -> None:
@@ -423,6 +441,9 @@ def get_tasks() -> tuple[MaintenanceTask, ...]:
     seen: set[str] = set()
     for task in tasks:
         task.validate()
+        for message in set(task.warnings()) - _warned:  # once per process
+            _warned.add(message)
+            warn(message, ClockChangeWarning, stacklevel=2)
         if task.id in seen:
             raise RegistryError(f"scheduled task {task.id!r}: duplicate id")
         seen.add(task.id)
