@@ -59,6 +59,7 @@ def test_doctor_names_the_missing_docker_queue_worker_then_passes(doctor_stack):
         "daemon": "ok",
         "schedules": "ok",
         "overrides": "ok",
+        "clock_changes": "ok",
     }
 
 
