@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
 from itertools import islice
+from warnings import warn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from validibot.tasks import dst
 from validibot.tasks.outcomes import COUNT, DAY, HOUR, OutcomeCheck
 
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -47,6 +49,10 @@ TIMEZONE_ENV = "VALIDIBOT_SCHEDULE_TIMEZONE"
 
 class RegistryError(ValueError):
     """A registry entry is invalid; the message always names the entry's id."""
+
+
+class ClockChangeWarning(UserWarning):
+    """A fixed-hour cron names a local time that a clock change removes or repeats."""
 
 
 def _default_timezone() -> str:
@@ -182,6 +188,18 @@ class MaintenanceTask:
         for problem in _problems(self):
             raise RegistryError(f"scheduled task {self.id!r}: {problem}")
 
+    def warnings(self, cron: str | None = None) -> list[str]:
+        """What is legal but likely unintended about this entry (never an error), each naming
+        the entry: today, a fixed-hour cron whose time a clock change of its zone removes or
+        repeats (see :func:`validibot.tasks.dst.lint`). ``cron`` checks another cron (an
+        incident override's) in this entry's timezone. Only Dagster-scheduled entries are
+        checked: the rule is Dagster's."""
+        if BACKEND_DAGSTER not in self.backends:
+            return []
+        return [
+            f"scheduled task {self.id!r}: {w}" for w in dst.lint(cron or self.cron, self.timezone)
+        ]
+
     def next_fire_times(self, after: datetime, count: int = 2) -> list[datetime]:
         """The next ``count`` fire times after ``after``, in the task's timezone."""
         return list(islice(iter_fire_times(self.cron, self.timezone, after), count))
@@ -190,22 +208,12 @@ class MaintenanceTask:
 def iter_fire_times(cron: str, timezone: str, after: datetime) -> Iterator[datetime]:
     """Fire times of ``cron`` in ``timezone`` after ``after``, as Dagster's scheduler runs them.
 
-    When clocks fall back, croniter yields a repeated wall-clock time twice (once per UTC
-    offset). Dagster runs a fixed-hour cron once then (the later instant) but an every-hour
-    cron at both instants; this does the same. The preview, the freshness windows and the status
-    view all read fire times from here.
+    Across clock changes this follows Dagster's rule exactly (see :mod:`validibot.tasks.dst`):
+    a fixed-hour cron's time that does not exist is shifted and one that occurs twice runs
+    once; an every-hour cron skips the first and runs the second twice. The preview, the
+    freshness windows and the status view all read fire times from here.
     """
-    itr = croniter(cron, after.astimezone(ZoneInfo(timezone)))
-    hour_field = cron.split()[1]
-    fixed_hour = not (hour_field == "*" or hour_field.startswith("*/"))
-    pending = itr.get_next(datetime)
-    while True:
-        fire = itr.get_next(datetime)
-        if fixed_hour and fire.replace(tzinfo=None) == pending.replace(tzinfo=None):
-            pending = fire
-            continue
-        yield pending
-        pending = fire
+    return dst.iter_fire_times(cron, timezone, after)
 
 
 def _problems(task: MaintenanceTask) -> Iterable[str]:
@@ -479,6 +487,7 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
 _lock = threading.RLock()
 _registered: dict[str, MaintenanceTask] = {}
 _plugins_loaded = False
+_warned: set[str] = set()
 
 
 def register(task: MaintenanceTask) -> None:
@@ -534,6 +543,9 @@ def get_tasks() -> tuple[MaintenanceTask, ...]:
     seen: set[str] = set()
     for task in tasks:
         task.validate()
+        for message in set(task.warnings()) - _warned:  # once per process
+            _warned.add(message)
+            warn(message, ClockChangeWarning, stacklevel=2)
         if task.id in seen:
             raise RegistryError(f"scheduled task {task.id!r}: duplicate id")
         seen.add(task.id)

@@ -21,7 +21,8 @@ from validibot.core.broker import broker_url
 from validibot.core.settings_check import SETTINGS, all_setting_errors
 from validibot.operations.dagster_client import DagsterClient, DagsterClientError
 from validibot.operations.health_check import check_task_health
-from validibot.tasks.overrides import OverridesError, load_override_file
+from validibot.tasks.dst_preview import clock_change_warnings
+from validibot.tasks.overrides import OverridesError, load_override_file, load_overrides
 from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks, get_tasks_for_backend
 from validibot.tasks.sync_plan import ObservedSchedule, plan_schedules
 
@@ -37,6 +38,7 @@ CHECKS = (
     "overrides",
     "task_health",
     "maintenance",
+    "clock_changes",
 )
 # A daemon is unhealthy when its heartbeat is older than this (Dagster's own UI uses 60 s).
 DAEMON_HEARTBEAT_MAX_AGE_S = 120
@@ -95,6 +97,7 @@ class Command(BaseCommand):
             "overrides": self.check_overrides,
             "task_health": self.check_task_health,
             "maintenance": self.check_maintenance,
+            "clock_changes": self.check_clock_changes,
         }
         results = []
         for name, check in checks.items():
@@ -284,3 +287,21 @@ class Command(BaseCommand):
             f"ON {maintenance.describe(window)}: {paused} schedules recorded and paused, "
             "HTTP trigger answers 409",
         )
+
+    def check_clock_changes(self) -> Result:
+        """Fixed-hour crons (registry and overrides file) whose time a clock change removes
+        or repeats: legal, so a warning (``scheduled_task_status --preview`` shows the ticks)."""
+        tasks = get_tasks_for_backend(BACKEND_DAGSTER)
+        try:
+            overrides = load_overrides(known_ids={t.id for t in get_tasks()})
+        except OverridesError:
+            overrides = {}  # the overrides check reports the file itself
+        found = clock_change_warnings(tasks, overrides)
+        if found:
+            return Result(
+                "clock_changes",
+                WARN,
+                "; ".join(found) + " (see `manage.py scheduled_task_status --preview`)",
+            )
+        zones = ", ".join(sorted({t.timezone for t in tasks}))
+        return Result("clock_changes", OK, f"no fixed-hour cron meets a clock change ({zones})")

@@ -22,6 +22,9 @@ from validibot.operations.dagster_client import (
     DagsterClientError,
     DagsterUnavailable,
 )
+from validibot.operations.dst_table import preview_lines
+from validibot.tasks import dst_preview
+from validibot.tasks.dst_preview import MAX_DAYS as MAX_PREVIEW_DAYS
 from validibot.tasks.health import (
     FAILING,
     LATE,
@@ -31,8 +34,10 @@ from validibot.tasks.health import (
     UNHEALTHY,
     task_state,
 )
+from validibot.tasks.overrides import OverridesError, load_overrides
 from validibot.tasks.registry import (
     BACKEND_DAGSTER,
+    get_tasks,
     get_tasks_for_backend,
     iter_fire_times,
 )
@@ -77,6 +82,18 @@ class Command(BaseCommand):
             help="exit 1 when any task is late or failing or has a failed ERROR asset check "
             "(for monitoring probes)",
         )
+        parser.add_argument(
+            "--preview",
+            action="store_true",
+            help="instead of health: each task's ticks across the next two clock changes of "
+            "its timezone, as Dagster runs them (shifted, skipped, once, twice); offline",
+        )
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=None,
+            help=f"with --preview: look this many days ahead instead (1-{MAX_PREVIEW_DAYS})",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         tasks = get_tasks_for_backend(BACKEND_DAGSTER)
@@ -85,6 +102,8 @@ class Command(BaseCommand):
             raise CommandError(f"unknown task id(s): {', '.join(sorted(unknown))}")
         if options["task"]:
             tasks = tuple(t for t in tasks if t.id in options["task"])
+        if options["preview"] or options["days"] is not None:
+            return self.preview(tasks, options)
         client = DagsterClient(options["url"])
         now = datetime.now(UTC)
         try:
@@ -102,6 +121,21 @@ class Command(BaseCommand):
         unhealthy = [r["task"] for r in rows if r["health"] in UNHEALTHY or r["checks_failed"]]
         if options["fail_on_unhealthy"] and unhealthy:
             raise CommandError(f"unhealthy: {', '.join(unhealthy)}")
+
+    def preview(self, tasks, options: dict[str, Any]) -> None:
+        """The DST preview (validibot/tasks/dst_preview.py): no Dagster needed."""
+        if not options["preview"]:
+            raise CommandError("--days only applies with --preview")
+        try:
+            overrides = load_overrides(known_ids={t.id for t in get_tasks()})
+            previews = dst_preview.preview(tasks, overrides, datetime.now(UTC), options["days"])
+        except (OverridesError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        if options["json"]:
+            self.stdout.write(json.dumps([p.as_json() for p in previews]))
+        else:
+            for line in preview_lines(previews):
+                self.stdout.write(line)
 
     def row(
         self, client: DagsterClient, task, schedules, health: AssetHealth | None, now: datetime
