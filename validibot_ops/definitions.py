@@ -46,10 +46,11 @@ def build_definitions() -> dg.Definitions:
     executor = build_executor()
     jobs = {task.id: build_task_job(task, executor) for task in tasks}
     scheduled = [t for t in tasks if BACKEND_DAGSTER in t.backends]
-    policies = freshness_policies(tasks)
+    schedules = [build_task_schedule(t, jobs[t.id], overrides.get(t.id)) for t in scheduled]
+    policies = freshness_policies(tasks)  # after Dagster's cron check, which names the entry
     return dg.Definitions(
         jobs=list(jobs.values()),
-        schedules=[build_task_schedule(t, jobs[t.id], overrides.get(t.id)) for t in scheduled],
+        schedules=schedules,
         sensors=build_sensors(tasks),
         assets=[
             dg.AssetSpec(
