@@ -87,7 +87,7 @@ def test_days_bounds_the_horizon_and_bad_values_are_refused():
 def test_an_override_cron_is_previewed_and_linted_naming_the_file(tmp_path, monkeypatch):
     _berlin(cron="0 4 * * *")
     path = tmp_path / "overrides.yaml"
-    path.write_text("berlin_nightly:\n  cron: '30 2 * * *'\n  reason: INC-7\n")
+    path.write_text("berlin_nightly:\n  cron: '30 2 * * *'\n  reason: INC-7\n  author: alice\n")
     monkeypatch.setenv(OVERRIDES_ENV, str(path))
     [row] = json.loads(_status("--task", "berlin_nightly", "--json"))
     assert row["cron"] == "30 2 * * *"
