@@ -15,6 +15,7 @@ from validibot.tasks.overrides import load_overrides
 from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks
 from validibot_ops.commands import check_commands
 from validibot_ops.executors import build_executor
+from validibot_ops.history_files import build_history_files_sensor
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY, SummaryIOManager
 from validibot_ops.jobs import build_task_job
 from validibot_ops.ops import task_asset_key
@@ -48,7 +49,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         jobs=list(jobs.values()),
         schedules=[build_task_schedule(t, jobs[t.id], overrides.get(t.id)) for t in scheduled],
-        sensors=build_sensors(tasks),
+        sensors=[*build_sensors(tasks), build_history_files_sensor()],
         assets=[
             dg.AssetSpec(
                 task_asset_key(t),
