@@ -8,13 +8,14 @@ rule as the dead man's switch sensor (validibot/tasks/health.py).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.timesince import timesince
 
 from validibot.operations.dagster_client import DagsterClient, DagsterClientError
+from validibot.operations.history_report import PERIODS, history_rows, history_table
 from validibot.tasks.health import FAILING, LATE, classify
 from validibot.tasks.registry import (
     BACKEND_DAGSTER,
@@ -57,8 +58,22 @@ class Command(BaseCommand):
             action="store_true",
             help="exit 1 when any task is late or failing (for monitoring probes)",
         )
+        history = parser.add_argument_group(
+            "history", "runs older than the retention window, rolled up by prune_dagster_history"
+        )
+        history.add_argument(
+            "--history", action="store_true", help="show the rolled-up history instead"
+        )
+        history.add_argument(
+            "--by", choices=PERIODS, default="day", help="one line per task per ... (default day)"
+        )
+        history.add_argument("--since", type=date.fromisoformat, help="first day, YYYY-MM-DD")
+        history.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["history"]:
+            self.history(options)
+            return
         tasks = get_tasks_for_backend(BACKEND_DAGSTER)
         unknown = set(options["task"]) - {t.id for t in tasks}
         if unknown:
@@ -79,6 +94,18 @@ class Command(BaseCommand):
         unhealthy = [r["task"] for r in rows if r["health"] in {LATE, FAILING}]
         if options["fail_on_unhealthy"] and unhealthy:
             raise CommandError(f"unhealthy: {', '.join(unhealthy)}")
+
+    def history(self, options: dict[str, Any]) -> None:
+        """Totals from the daily history table (no Dagster needed: the runs are gone)."""
+        rows = history_rows(
+            tasks=options["task"], since=options["since"], until=options["until"], by=options["by"]
+        )
+        if options["json"]:
+            self.stdout.write(json.dumps(rows))
+        elif not rows:
+            self.stdout.write("no rolled-up history yet (prune_dagster_history fills it)")
+        else:
+            self.stdout.write("\n".join(history_table(rows)))
 
     def row(self, client: DagsterClient, task, schedules, now: datetime) -> dict[str, Any]:
         runs = client.recent_runs(task.id, limit=HISTORY)
