@@ -54,6 +54,9 @@ from validibot.tasks.vocabulary import (
     TASK_TAG,
 )
 
+RECENT = 20
+"""How many of a task's newest runs one query reads to find the runs it must keep."""
+
 NOT_COUNTS = frozenset({"status", "dry_run", "duration_s", "error", "batches"})
 """Summary metadata that is not a row count (``rows_affected`` sums the rest)."""
 
@@ -155,18 +158,17 @@ class HistoryClient:
         results = self.client._result(data, "runsOrError", "Runs")["results"]
         return [run for run in map(_run, results) if run.finished]
 
-    def latest(self, run: RunInfo, statuses: Sequence[str] = ()) -> str | None:
-        """The id of the latest run of ``run``'s task (of one of ``statuses``, if given):
-        runs tagged with the same task, or of the same job when it carries no task tag."""
+    def latest(self, run: RunInfo, statuses: Sequence[str] = (), limit: int = 1) -> list[RunInfo]:
+        """The newest runs of ``run``'s task (of one of ``statuses``, if given): runs tagged
+        with the same task, or of the same job when it carries no task tag."""
         task = run.tags.get(TASK_TAG)
         run_filter: dict[str, Any] = (
             {"tags": [{"key": TASK_TAG, "value": task}]} if task else {"pipelineName": run.job_name}
         )
         if statuses:
             run_filter["statuses"] = list(statuses)
-        data = self.client.execute(_OLD_RUNS, {"filter": run_filter, "limit": 1})
-        results = self.client._result(data, "runsOrError", "Runs")["results"]
-        return results[0]["runId"] if results else None
+        data = self.client.execute(_OLD_RUNS, {"filter": run_filter, "limit": limit})
+        return [_run(r) for r in self.client._result(data, "runsOrError", "Runs")["results"]]
 
     def facts(self, run: RunInfo) -> RunFacts:
         """The run's counts and number of events, read from its event log (all pages)."""
@@ -228,13 +230,20 @@ class Protection:
     def protected(self, run: RunInfo) -> bool:
         task = task_of(run)
         if task not in self.by_task:
-            ids = {
-                self.history.latest(run),
-                self.history.latest(run, sorted(FINISHED_STATUSES)),
-                self.history.latest(run, [SUCCESS]),
-            }
-            self.by_task[task] = frozenset(i for i in ids if i)
+            self.by_task[task] = self._latest_ids(run)
         return run.run_id in self.by_task[task]
+
+    def _latest_ids(self, run: RunInfo) -> frozenset[str]:
+        """One query for the task's newest runs usually answers all three; a task whose
+        last success is further back costs a second one."""
+        newest = self.history.latest(run, limit=RECENT)
+        finished = next((r for r in newest if r.finished), None)
+        success = next((r for r in newest if r.status == SUCCESS), None)
+        if success is None and len(newest) == RECENT:
+            success = next(iter(self.history.latest(run, [SUCCESS])), None)
+        if finished is None and len(newest) == RECENT:
+            finished = next(iter(self.history.latest(run, sorted(FINISHED_STATUSES))), None)
+        return frozenset(r.run_id for r in (*newest[:1], finished, success) if r is not None)
 
 
 def cutoff(now: datetime, retention_days: int) -> datetime:
