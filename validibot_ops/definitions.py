@@ -17,6 +17,7 @@ from validibot_ops.checks import build_check_definitions
 from validibot_ops.commands import check_commands
 from validibot_ops.executors import build_executor
 from validibot_ops.freshness import freshness_policies
+from validibot_ops.history_files import build_history_files_sensor
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY, SummaryIOManager
 from validibot_ops.jobs import build_task_job
 from validibot_ops.ops import task_asset_key
@@ -54,7 +55,7 @@ def build_definitions() -> dg.Definitions:
     core = dg.Definitions(
         jobs=list(jobs.values()),
         schedules=schedules,
-        sensors=build_sensors(tasks),
+        sensors=[*build_sensors(tasks), build_history_files_sensor()],
         assets=[
             dg.AssetSpec(
                 task_asset_key(t),

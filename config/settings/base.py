@@ -108,6 +108,8 @@ VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS = _checked.env(
 )
 VALIDIBOT_CLEANUP_BATCH_SIZE = _checked.env("VALIDIBOT_CLEANUP_BATCH_SIZE")
 VALIDIBOT_CONTAINER_GRACE_SECONDS = _checked.env("VALIDIBOT_CONTAINER_GRACE_SECONDS")
+# Dagster runs (and their event logs) older than this are rolled up and deleted.
+VALIDIBOT_DAGSTER_RUN_RETENTION_DAYS = _checked.env("VALIDIBOT_DAGSTER_RUN_RETENTION_DAYS")
 # SQLite only: where the per-task lock files go (default: beside the database file).
 VALIDIBOT_LOCK_DIR = _checked.env("VALIDIBOT_LOCK_DIR")
 VALIDIBOT_DOCKER_URL = _checked.env("VALIDIBOT_DOCKER_URL")

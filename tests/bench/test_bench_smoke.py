@@ -22,13 +22,14 @@ SMOKE_DATABASE = "validibot_bench_smoke"  # not the bench's own database: a real
 SMOKE_ARGS: dict[str, list[str]] = {
     "purge.py": ["--repeat", "1", "--database-url", postgres_url(SMOKE_DATABASE)],
     "registry_scale.py": [],
+    "history.py": [],
 }
 
 
-def run_bench(script: str, tmp_path: Path) -> tuple[str, list[dict]]:
+def run_bench(script: str, tmp_path: Path, timeout: float = 240) -> tuple[str, list[dict]]:
     out = tmp_path / "results.json"
     argv = [sys.executable, str(BENCH / script), "--quick", "--json", str(out), *SMOKE_ARGS[script]]
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout, json.loads(out.read_text())
 
@@ -78,3 +79,15 @@ def test_purge_bench_claim_cost(postgres_service):
     assert proc.returncode == 0, proc.stderr[-3000:]
     claims = [line for line in proc.stdout.splitlines() if line.startswith("claim of 100 ")]
     assert len(claims) == 2 and all("per 1M rows at batch size 100" in c for c in claims)
+
+
+@pytest.mark.postgres
+def test_history_bench_quick(postgres_service, tmp_path):
+    # A dagster-webserver start and a prune per simulated day: slow on a loaded machine.
+    stdout, results = run_bench("history.py", tmp_path, timeout=900)
+
+    assert last_line(stdout).startswith("ratio day 12: event rows with / without prune = ")
+    checkpoints, (rollup,) = results[:-1], [r["rollup"] for r in results[-1:]]
+    assert rollup["intact"] and rollup["pending_ledger"] == 0
+    assert checkpoints[-1]["with"]["event_rows"] == checkpoints[-2]["with"]["event_rows"]
+    assert checkpoints[-1]["without"]["event_rows"] > checkpoints[-2]["without"]["event_rows"]

@@ -91,6 +91,7 @@ def test_both_sensors_are_generated_and_running_by_default(sensor_defs):
         sensors.RUN_FAILURE_SENSOR_NAME,
         "validibot_override_expiry",
         "validibot_maintenance",
+        "validibot_history_files",  # the sweep of deleted runs' files: tested with the prune
     }  # the outcome checks' sensors: test_checks.py
     for sensor in by_name.values():
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING

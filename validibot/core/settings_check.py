@@ -200,6 +200,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VALIDIBOT_CLEANUP_BATCH_SIZE", whole(1), 1000, "a whole number >= 1",
             ("cleanup_idempotency_keys", "cleanup_callback_receipts", "clear_sessions",
              "send_periodic_emails", "cleanup_orphaned_containers")),
+    Setting("VALIDIBOT_DAGSTER_RUN_RETENTION_DAYS", whole(1), 90,
+            "a whole number of days >= 1", ("prune_dagster_history",)),
     Setting("VALIDIBOT_CONTAINER_GRACE_SECONDS", whole(0), 300, "a whole number of seconds >= 0",
             ("cleanup_orphaned_containers",)),
     Setting("VALIDIBOT_DOCKER_URL", Annotated[str, AfterValidator(_url(DOCKER))], "",
@@ -210,7 +212,8 @@ SETTINGS: tuple[Setting, ...] = (
             used_by="the per-task locks on SQLite"),
     # Operator surfaces.
     Setting("VALIDIBOT_DAGSTER_URL", Annotated[str, AfterValidator(_url(HTTP))],
-            "http://127.0.0.1:3000", "an http:// or https:// URL", used_by=DAGSTER_CLIENT),
+            "http://127.0.0.1:3000", "an http:// or https:// URL", ("prune_dagster_history",),
+            used_by=DAGSTER_CLIENT),
     Setting("VALIDIBOT_DAGSTER_UI_URL", Annotated[str, AfterValidator(_url(HTTP))], "",
             "an http:// or https:// URL, or empty (= VALIDIBOT_DAGSTER_URL)",
             used_by=f"{TRIGGER} and alert links"),

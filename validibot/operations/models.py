@@ -51,3 +51,46 @@ class MaintenanceMode(models.Model):
 
     def __str__(self) -> str:
         return f"maintenance: {self.reason}"
+
+
+class TaskHistoryDay(models.Model):
+    """One task's runs on one day (UTC), rolled up from Dagster before the runs are pruned.
+
+    Written only by ``prune_dagster_history``: Dagster keeps the recent runs (and their count
+    plots); this table keeps the totals of everything older than the retention window.
+    ``runs`` are real runs (any outcome), ``dry_runs`` are not among them; ``rows_affected``
+    is the sum of the counts the runs reported (``counts`` has them by name).
+    """
+
+    task = models.CharField(max_length=200)
+    day = models.DateField()
+    runs = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    canceled = models.PositiveIntegerField(default=0)
+    dry_runs = models.PositiveIntegerField(default=0)
+    rows_affected = models.BigIntegerField(default=0)
+    counts = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "day"], name="taskhistoryday_task_day")
+        ]
+        ordering = ["day", "task"]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.day}: {self.runs} runs"
+
+
+class RolledUpRun(models.Model):
+    """A Dagster run already added to :class:`TaskHistoryDay` but maybe not deleted yet.
+
+    Committed with the rollup, deleted once the run is gone from Dagster: a prune killed
+    between the two finds the row, so it deletes the run without counting it again.
+    """
+
+    run_id = models.CharField(max_length=64, unique=True)
+    task = models.CharField(max_length=200)
+    rolled_up_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.run_id

@@ -482,6 +482,23 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
             ),
         ),
     ),
+    # Ops-side: not in upstream's registry (Celery Beat has no run history to prune).
+    MaintenanceTask(
+        id="prune_dagster_history",
+        name="Prune Dagster run history",
+        command="prune_dagster_history",
+        cron="45 3 * * *",
+        description="Roll each task's runs up into a daily history table, then delete finished "
+        "runs older than VALIDIBOT_DAGSTER_RUN_RETENTION_DAYS (90) with their event logs.",
+        count_descriptions=(
+            ("deleted", "runs deleted with their event logs"),
+            ("events", "event-log records deleted with those runs"),
+            ("rolled_up", "runs added to the daily history (a run is never added twice)"),
+            ("kept_latest", "old runs kept because they are their task's latest"),
+            ("batches", "batches processed in this run"),
+        ),
+        backends=frozenset({BACKEND_DAGSTER}),
+    ),
 )
 
 _lock = threading.RLock()

@@ -144,6 +144,17 @@ REFUSED = {
         "VALIDIBOT_TASK_SOFT_TIME_LIMIT_SECONDS=4000 is invalid: must be <= "
         "VALIDIBOT_TASK_HARD_TIME_LIMIT_SECONDS=1800",
     ),
+    "Dagster run retention 0": (
+        {"VALIDIBOT_DAGSTER_RUN_RETENTION_DAYS": "0"},
+        "prune_dagster_history",
+        "VALIDIBOT_DAGSTER_RUN_RETENTION_DAYS='0' is invalid: expected a whole number of "
+        "days >= 1; default 90",
+    ),
+    "Dagster run retention negative": (
+        {"VALIDIBOT_DAGSTER_RUN_RETENTION_DAYS": "-30"},
+        "prune_dagster_history",
+        "VALIDIBOT_DAGSTER_RUN_RETENTION_DAYS='-30' is invalid",
+    ),
     "D9 timezone": (
         {"VALIDIBOT_SCHEDULE_TIMEZONE": "Mars/Olympus_Mons"},
         "cleanup_stuck_runs",

@@ -32,3 +32,9 @@ INTENDED_DIFFERENCES: dict[tuple[str, str], tuple[object, str]] = {
         "Celery Beat, and the cloud schedulers have no Docker socket to clean",
     ),
 }
+
+# Tasks only this project has (the Dagster side's own upkeep): our id -> why upstream has none.
+OPS_ONLY_TASKS: dict[str, str] = {
+    "prune_dagster_history": "upstream schedules with Celery Beat, which keeps no run history; "
+    "Dagster keeps every run and its event log until something deletes them",
+}

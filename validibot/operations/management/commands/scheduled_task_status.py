@@ -10,7 +10,7 @@ of each asset check, named by :func:`validibot.tasks.health.task_state`.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -23,6 +23,7 @@ from validibot.operations.dagster_client import (
     DagsterUnavailable,
 )
 from validibot.operations.dst_table import preview_lines
+from validibot.operations.history_report import PERIODS, history_rows, history_table
 from validibot.tasks import dst_preview
 from validibot.tasks.dst_preview import MAX_DAYS as MAX_PREVIEW_DAYS
 from validibot.tasks.health import (
@@ -94,8 +95,22 @@ class Command(BaseCommand):
             default=None,
             help=f"with --preview: look this many days ahead instead (1-{MAX_PREVIEW_DAYS})",
         )
+        history = parser.add_argument_group(
+            "history", "runs older than the retention window, rolled up by prune_dagster_history"
+        )
+        history.add_argument(
+            "--history", action="store_true", help="show the rolled-up history instead"
+        )
+        history.add_argument(
+            "--by", choices=PERIODS, default="day", help="one line per task per ... (default day)"
+        )
+        history.add_argument("--since", type=date.fromisoformat, help="first day, YYYY-MM-DD")
+        history.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["history"]:
+            self.history(options)
+            return
         tasks = get_tasks_for_backend(BACKEND_DAGSTER)
         unknown = set(options["task"]) - {t.id for t in tasks}
         if unknown:
@@ -136,6 +151,18 @@ class Command(BaseCommand):
         else:
             for line in preview_lines(previews):
                 self.stdout.write(line)
+
+    def history(self, options: dict[str, Any]) -> None:
+        """Totals from the daily history table (no Dagster needed: the runs are gone)."""
+        rows = history_rows(
+            tasks=options["task"], since=options["since"], until=options["until"], by=options["by"]
+        )
+        if options["json"]:
+            self.stdout.write(json.dumps(rows))
+        elif not rows:
+            self.stdout.write("no rolled-up history yet (prune_dagster_history fills it)")
+        else:
+            self.stdout.write("\n".join(history_table(rows)))
 
     def row(
         self, client: DagsterClient, task, schedules, health: AssetHealth | None, now: datetime
