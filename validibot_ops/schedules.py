@@ -5,7 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 from validibot.tasks.overrides import ScheduleOverride
+from validibot.tasks.policies import policy_summary
 from validibot.tasks.registry import BACKEND_DAGSTER, MaintenanceTask
+from validibot_ops.policies import tick_skip_reason
 from validibot_ops.tags import OVERRIDE_TAG, TASK_TAG, TRIGGER_TAG
 
 IN_PROGRESS_STATUSES = [
@@ -46,16 +48,13 @@ def build_task_schedule(
         description = f"OVERRIDDEN by incident file: {override.describe()}. Registry: {description}"
         tags[OVERRIDE_TAG] = override.describe()
 
+    description = f"{description}. Policies: {policy_summary(task)}"
+
     def _evaluate(context: dg.ScheduleEvaluationContext):
-        busy = context.instance.get_run_records(
-            dg.RunsFilter(tags={TASK_TAG: task.id}, statuses=IN_PROGRESS_STATUSES), limit=1
-        )
-        if busy:
-            run = busy[0].dagster_run
-            return dg.SkipReason(
-                f"{task.id}: run {run.run_id} is still {run.status.value}; "
-                "skipping this tick so two runs of one task never overlap"
-            )
+        # Catch-up window first, then the overlap policy (validibot_ops/policies.py).
+        skip = tick_skip_reason(context, task, IN_PROGRESS_STATUSES)
+        if skip:
+            return dg.SkipReason(skip)
         tick = context.scheduled_execution_time
         return dg.RunRequest(
             run_key=f"{task.id}:{tick.isoformat()}" if tick is not None else None,

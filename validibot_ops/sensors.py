@@ -10,6 +10,8 @@ always; email and webhook when configured). See docs/operations.md, "Monitoring 
   the sensor cursor remembers which tasks are alerted, so nothing repeats every tick.
 - ``validibot_run_failure_alerts`` (every 15 s): one ``run_failed`` alert per failed run of a
   maintenance job, with the run id and the step errors.
+- ``validibot_failure_policy`` (every 30 s): pause after N failures, privacy escalation
+  (:mod:`validibot_ops.policies`).
 
 Lag (dagster-io issues; mitodl/ol-infrastructure PR #5603): a run-status sensor handles at most
 ``DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT`` (default 5) matching runs per tick, and stops a
@@ -40,6 +42,7 @@ from validibot_ops.alerts import (
     deliver,
     ui_link,
 )
+from validibot_ops.policies import build_failure_policy_sensor
 from validibot_ops.resources import DjangoResource
 from validibot_ops.schedules import effective_schedule
 from validibot_ops.tags import ASSET_PREFIX, TASK_TAG
@@ -71,7 +74,11 @@ def build_sensors(
         clock: the dead man's switch's only source of "now" (tests pass a fixed one).
     """
     watched = effective_tasks(tasks)
-    return [build_dead_mans_switch_sensor(watched, clock), build_run_failure_sensor(tasks)]
+    return [
+        build_dead_mans_switch_sensor(watched, clock),
+        build_run_failure_sensor(tasks),
+        build_failure_policy_sensor(watched),  # pause after failures, privacy escalation
+    ]
 
 
 def effective_tasks(

@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from validibot.tasks.policies import OVERLAP_SKIP, policy_problems
+
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 """Ids become Dagster job names, which allow only ``[A-Za-z0-9_]``; we also require snake_case."""
 
@@ -139,6 +141,14 @@ class MaintenanceTask:
         queue: the Celery queue its op runs on in the production topology.
         count_descriptions: ``(count name, meaning)`` pairs for the counts the command's
             summary reports; shown with the per-task asset whose plots track them.
+        overlap_policy: a tick while a run is in progress: ``skip`` (default), ``buffer_one``
+            (one run waits behind it) or ``allow`` (runs overlap; no per-task lock).
+        catchup_window_seconds: a tick older than this when evaluated (after downtime) is
+            skipped; ``None`` catches up with one run.
+        pause_after_failures: stop the schedule after this many consecutive failed runs;
+            ``None`` (default) never pauses.
+        privacy: the task deletes personal data: never paused, alerts with rising severity.
+        See :mod:`validibot.tasks.policies`.
     """
 
     id: str
@@ -156,6 +166,10 @@ class MaintenanceTask:
     hard_time_limit_seconds: int = field(default_factory=_default_hard_limit)
     queue: str = DEFAULT_QUEUE
     count_descriptions: tuple[tuple[str, str], ...] = ()
+    overlap_policy: str = OVERLAP_SKIP
+    catchup_window_seconds: int | None = None
+    pause_after_failures: int | None = None
+    privacy: bool = False
 
     @property
     def api_path(self) -> str:
@@ -231,6 +245,7 @@ def _problems(task: MaintenanceTask) -> Iterable[str]:
         yield "time limits must satisfy 0 < soft <= hard"
     if not task.queue or not re.match(r"^[A-Za-z0-9_.-]+$", task.queue):
         yield f"queue {task.queue!r} is not a valid queue name"
+    yield from policy_problems(task)
 
 
 PURGE_COUNTS: tuple[tuple[str, str], ...] = (
@@ -250,6 +265,8 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         description="Remove the content and stored files of submissions past their retention; "
         "the row stays for audit.",
         count_descriptions=PURGE_COUNTS,
+        # Deletes personal data (storage limitation): never paused by the failure policy.
+        privacy=True,
     ),
     MaintenanceTask(
         id="purge_expired_outputs",
@@ -260,6 +277,8 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         cron="*/5 * * * *",
         description="Remove the content and stored files of validation outputs past their expiry.",
         count_descriptions=PURGE_COUNTS,
+        # Deletes personal data (storage limitation): never paused by the failure policy.
+        privacy=True,
     ),
     MaintenanceTask(
         id="process_purge_retries",
@@ -274,6 +293,8 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
             ("failed", "retries that failed again in this run (capped backoff)"),
             ("over_threshold", "retries past the alert threshold: a rising line needs a human"),
         ),
+        # Upstream: privacy-critical deletion is never abandoned.
+        privacy=True,
     ),
     MaintenanceTask(
         id="cleanup_stuck_runs",
@@ -343,6 +364,8 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         cron="0 2 * * *",
         description="Delete expired Django sessions.",
         count_descriptions=(("deleted", "expired rows deleted"),),
+        # Sessions carry who is logged in (a user id, often an IP): personal data.
+        privacy=True,
     ),
     MaintenanceTask(
         id="send_periodic_emails",
@@ -355,6 +378,9 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
             ("sent", "emails sent"),
             ("handler_errors", "handlers that raised (the run fails)"),
         ),
+        # A digest sent hours late is noise: after downtime, a tick older than an hour is
+        # skipped (the next one sends as usual).
+        catchup_window_seconds=3600,
     ),
     MaintenanceTask(
         id="enforce_audit_retention",
@@ -370,6 +396,8 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
             ("chunks", "chunks archived and deleted, each in its own transaction"),
             ("frozen", "1 when AUDIT_RETENTION_ENABLED=false froze the run (nothing changed)"),
         ),
+        # Audit entries name their actors (identifier) and hold payloads about them.
+        privacy=True,
     ),
 )
 
