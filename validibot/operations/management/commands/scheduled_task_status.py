@@ -1,4 +1,6 @@
-"""Per task, at a glance: health, last run (status, trigger, when, how long, rows), next tick.
+"""Per task, at a glance: health, last run (status, trigger, when, how long, rows), next tick,
+and below the table each task's schedule policies (overlap, catch-up window, pause after
+failures, privacy) with the reason when the failure policy paused it.
 
 Reads run history over the Dagster webserver's GraphQL API (``--url``, default
 ``VALIDIBOT_DAGSTER_URL``, which ``validibot-ops dev`` prints) and judges health with the same
@@ -16,6 +18,7 @@ from django.utils.timesince import timesince
 
 from validibot.operations.dagster_client import DagsterClient, DagsterClientError
 from validibot.tasks.health import FAILING, LATE, classify
+from validibot.tasks.policies import FAILURE_POLICY_SENSOR, paused_reasons, policy_fields
 from validibot.tasks.registry import (
     BACKEND_DAGSTER,
     get_tasks_for_backend,
@@ -70,12 +73,17 @@ class Command(BaseCommand):
         try:
             schedules = client.schedules()
             rows = [self.row(client, task, schedules, now) for task in tasks]
+            paused = paused_reasons(client.sensor_cursor(FAILURE_POLICY_SENSOR))
         except DagsterClientError as exc:
             raise CommandError(str(exc)) from exc
+        for task, row in zip(tasks, rows, strict=True):
+            row["policies"] = policy_fields(task)
+            row["paused_reason"] = paused.get(task.id) if row["schedule"] == "STOPPED" else None
         if options["json"]:
             self.stdout.write(json.dumps(rows, default=str))
         else:
             self.table(rows, now)
+            self.policy_lines(rows)
         unhealthy = [r["task"] for r in rows if r["health"] in {LATE, FAILING}]
         if options["fail_on_unhealthy"] and unhealthy:
             raise CommandError(f"unhealthy: {', '.join(unhealthy)}")
@@ -144,3 +152,18 @@ class Command(BaseCommand):
         for line in lines:
             text = "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True))
             self.stdout.write(text.rstrip())
+
+    def policy_lines(self, rows: list[dict[str, Any]]) -> None:
+        """One detail line per task: its schedule policies, and a failure pause if any."""
+        self.stdout.write("")
+        self.stdout.write("policies (docs/operations.md, 'Schedule policies'):")
+        width = max((len(r["task"]) for r in rows), default=0)
+        for r in rows:
+            p = r["policies"]
+            line = (
+                f"  {r['task'].ljust(width)}  overlap={p['overlap']}  catch-up={p['catchup']}  "
+                f"pause={p['pause']}  privacy={p['privacy']}"
+            )
+            self.stdout.write(line)
+            if r["paused_reason"]:
+                self.stdout.write(f"  {' ' * width}  PAUSED: {r['paused_reason']}")
