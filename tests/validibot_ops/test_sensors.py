@@ -144,9 +144,13 @@ class Ticker:
 # -- the dead man's switch -------------------------------------------------------------------
 
 
-def test_both_sensors_are_generated_and_running_by_default(sensor_defs):
+def test_every_sensor_is_generated_and_running_by_default(sensor_defs):
     by_name = {s.name: s for s in sensor_defs.sensors}
-    assert set(by_name) == {sensors.DEAD_MANS_SWITCH_NAME, sensors.RUN_FAILURE_SENSOR_NAME}
+    assert set(by_name) == {
+        sensors.DEAD_MANS_SWITCH_NAME,
+        sensors.RUN_FAILURE_SENSOR_NAME,
+        "validibot_failure_policy",  # validibot_ops/policies.py
+    }
     for sensor in by_name.values():
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert by_name[sensors.RUN_FAILURE_SENSOR_NAME].minimum_interval_seconds <= 30
