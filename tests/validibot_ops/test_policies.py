@@ -152,7 +152,6 @@ def test_the_run_queue_holds_a_buffered_run_until_the_running_one_ends(defs):
     """Dagster's own QueuedRunCoordinator dequeue step, on a real instance with our limits:
     the buffered (QUEUED) run is not launched while the first is STARTED, and is once it
     has ended; an allow task's second run is launched beside its first."""
-    from dagster._core.test_utils import create_run_for_test  # noqa: F401  (API presence)
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
         QueuedRunCoordinatorDaemon,
     )
