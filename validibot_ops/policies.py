@@ -172,7 +172,8 @@ def finished_runs(instance: dg.DagsterInstance, task_id: str) -> list[FinishedRu
 
 
 def _dry(run: dg.DagsterRun, task_id: str) -> bool:
-    ops: dict[str, Any] = dict(run.run_config or {}).get("ops") or {}
+    config: dict[str, Any] = dict(run.run_config or {})
+    ops: dict[str, Any] = config.get("ops") or {}
     return bool(((ops.get(task_id) or {}).get("config") or {}).get("dry_run"))
 
 
