@@ -1,4 +1,4 @@
-"""The schedule factory: the task's cron, in its timezone, skipping while a run is in progress."""
+"""The schedule factory: the task's cron, in its timezone, ticks skipped as its policies say."""
 
 from __future__ import annotations
 
@@ -37,9 +37,10 @@ def build_task_schedule(
     """``<id>_schedule``: running by default when the task is enabled, stopped when not.
 
     Each tick's run key is the task and the tick time, so a daemon restarted mid-tick cannot
-    create a second run for the same tick. A tick that finds a run of the task queued or
-    running is skipped with a reason (visible in the schedule's tick history) rather than
-    piling up behind it.
+    create a second run for the same tick. A tick is skipped with a reason (visible in the
+    schedule's tick history) when it is older than the task's catch-up window or its overlap
+    policy refuses it (``skip``, the default: a run of the task is queued or running); see
+    :mod:`validibot.tasks.policies`.
     """
     cron, enabled = effective_schedule(task, override)
     description = f"{task.name} ({task.cron} {task.timezone})"
