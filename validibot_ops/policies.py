@@ -235,7 +235,8 @@ def apply_failure_policy(
         return None
     if not pause_schedule(context.instance, task, task.cron, context):
         return None  # stopped already (a UI toggle, an override): nothing to pause
-    reason = pause_reason(task.id, len(streak), streak[0], clock().isoformat(timespec="seconds"))
+    at = clock().isoformat(timespec="seconds")
+    reason = pause_reason(task.id, len(streak), limit, streak[0], at)
     state.paused[task.id] = reason
     state.acted_on[task.id] = streak[0]
     alert = Alert(

@@ -307,7 +307,7 @@ def test_n_consecutive_failures_pause_the_schedule_once_with_one_alert(defs, mon
         [alert] = [a for a in ticker.alerts if a.task == task]
         assert alert.kind == "paused" and alert.run_id == last.run_id
         reason = paused_reasons(ticker.cursor)[task]
-        assert "3 consecutive failed runs" in reason
+        assert "3 consecutive failed runs (pause_after_failures=3;" in reason
         assert "validibot-ops resume flaky_pausable" in reason
 
         # sync_schedules --check: drift with that reason, and a sync never restarts it.

@@ -219,10 +219,10 @@ def privacy_level(failures: int) -> tuple[int, str] | None:
     return step, severity
 
 
-def pause_reason(task_id: str, failures: int, newest_run_id: str, at: str) -> str:
+def pause_reason(task_id: str, failures: int, limit: int, newest_run_id: str, at: str) -> str:
     return (
         f"paused by {FAILURE_POLICY_SENSOR} at {at} after {failures} consecutive failed runs "
-        f"(pause_after_failures={failures}; last failed run {newest_run_id}); fix the cause, "
+        f"(pause_after_failures={limit}; last failed run {newest_run_id}); fix the cause, "
         f"then resume with `{RESUME_COMMAND.format(task_id=task_id)}`"
     )
 
