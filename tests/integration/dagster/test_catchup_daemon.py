@@ -18,11 +18,13 @@ from dagster._core.scheduler.instigation import ScheduleInstigatorData, TickStat
 
 from tests.support.dagster_stack import TEST_TASK_MODULE, DagsterStack
 from tests.support.services import wait_until
-from tests.support.testapp.catchup_tasks import CRON_ENV
 from validibot_ops.tags import TASK_TAG
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(600)]
 SCHEDULES = ("catchup_digest_schedule", "catchup_purge_schedule")
+CRON_ENV = "VALIDIBOT_TEST_CATCHUP_CRON"
+"""Read by tests.support.testapp.catchup_tasks in the stack's processes (never imported here:
+importing it registers its tasks in this process too)."""
 
 
 def _states(stack: DagsterStack) -> dict:
