@@ -14,7 +14,8 @@ from tests.support.services import wait_until
 from validibot.operations.dagster_client import DagsterClient
 from validibot.tasks.policies import FAILURE_POLICY_SENSOR, paused_reasons
 
-pytestmark = [pytest.mark.services, pytest.mark.timeout(900)]
+# Three code-server loads (validibot-ops twice, manage.py status): slow on a busy host.
+pytestmark = [pytest.mark.services, pytest.mark.timeout(1800)]
 TASK = "test_pausable"
 SCHEDULE = f"{TASK}_schedule"
 
