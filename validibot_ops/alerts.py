@@ -33,6 +33,8 @@ DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 5.0
 RUN_FAILED = "run_failed"
 LATE = "late"
 RECOVERED = "recovered"
+PAUSED = "paused"
+PRIVACY_FAILING = "privacy_failing"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,9 @@ class Alert:
     Attributes:
         kind: ``run_failed`` (a maintenance run failed), ``late`` (Dagster's freshness policy
             failed: no successful run within the grace window) or ``recovered`` (a late task
-            succeeded).
+            succeeded);
+            ``paused`` (the failure policy stopped a schedule) and ``privacy_failing`` (a
+            privacy task keeps failing; ``status`` is its severity): validibot_ops/policies.py.
         task: the registry id.
         status: ``FAILURE``, ``LATE`` or ``RECOVERED``.
         summary: one line for humans (the email subject, the log line).
@@ -219,7 +223,13 @@ def deliver(
     """
     log = log or logging.getLogger(__name__)
     line = f"ALERT {alert.status} {alert.task}: {alert.summary}"
-    (log.info if alert.kind == RECOVERED else log.error)(line)
+    (
+        log.info
+        if alert.kind == RECOVERED
+        else log.warning
+        if alert.status == "WARNING"
+        else log.error
+    )(line)
     results = [Delivery("log", True)]
     for channel in channels:
         try:

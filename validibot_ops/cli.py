@@ -299,6 +299,40 @@ def cmd_sync_schedules(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Start a task's schedule the failure policy paused (or anyone stopped) again.
+
+    Exit codes: 0 resumed (or already running), 2 unknown task or workspace not loadable.
+    """
+    import dagster as dg
+
+    from validibot.tasks.registry import get_task
+    from validibot_ops.policies import resume
+    from validibot_ops.schedule_state import (
+        DEFAULT_WORKSPACE,
+        ScheduleStateError,
+        instance_schedules,
+    )
+
+    task = get_task(args.task)
+    if task is None:
+        print(f"error: no scheduled task {args.task!r} in the registry", file=sys.stderr)
+        return 2
+    workspace = [Path(p) for p in args.workspace] or [DEFAULT_WORKSPACE]
+    if not os.environ.get("DAGSTER_HOME") and DEFAULT_LOCAL_HOME.is_dir():
+        os.environ["DAGSTER_HOME"] = str(DEFAULT_LOCAL_HOME)
+    try:
+        with (
+            dg.DagsterInstance.get() as instance,
+            instance_schedules(instance, workspace) as schedules,
+        ):
+            print(resume(schedules, task))
+    except ScheduleStateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _port(value: str) -> int:
     """argparse type: a TCP port, 1..65535."""
     try:
@@ -396,6 +430,23 @@ def build_parser() -> argparse.ArgumentParser:
     from validibot_ops.maintenance import add_parser as add_maintenance_parser
 
     add_maintenance_parser(sub, "workspace file (repeatable; default workspace.local.yaml)")
+
+    resume_parser = sub.add_parser(
+        "resume",
+        help="start a task's schedule again after the failure policy paused it",
+        description="Starts <task>_schedule on $DAGSTER_HOME's instance (no webserver); the "
+        "failure-policy sensor then clears the pause, and the task gets pause_after_failures "
+        "fresh tries. See docs/operations.md, 'Schedule policies'.",
+    )
+    resume_parser.add_argument("task", help="the registry id of the task")
+    resume_parser.add_argument(
+        "--workspace",
+        "-w",
+        action="append",
+        default=[],
+        help="workspace file (repeatable; default workspace.local.yaml)",
+    )
+    resume_parser.set_defaults(func=cmd_resume)
     return parser
 
 

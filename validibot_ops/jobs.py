@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import dagster as dg
 
+from validibot.tasks.policies import OVERLAP_ALLOW
 from validibot.tasks.registry import MaintenanceTask
 from validibot.tasks.triggers import MANUAL
 from validibot_ops.ops import build_task_op
-from validibot_ops.tags import CELERY_QUEUE_TAG, MAX_RUNTIME_TAG, TASK_TAG, TRIGGER_TAG
+from validibot_ops.tags import (
+    CELERY_QUEUE_TAG,
+    EXCLUSIVE_TAG,
+    MAX_RUNTIME_TAG,
+    TASK_TAG,
+    TRIGGER_TAG,
+)
 
 STOP_MARGIN_SECONDS = 60
 """How long past its hard limit a run has to stop by itself before run monitoring fails it."""
@@ -26,19 +33,24 @@ def max_runtime_seconds(task: MaintenanceTask) -> int:
 def job_tags(task: MaintenanceTask) -> dict[str, str]:
     """Run tags every run of the task's job carries.
 
-    ``validibot/task`` is what ``dagster.yaml``'s tag concurrency limit counts (one run per
-    task at a time); ``dagster-celery/queue`` is the queue a warm run is sent to (and what
-    the per-queue limits count); ``dagster/max_runtime`` lets run monitoring fail a run that
-    outlives the task's hard time limit instead of leaving it ``STARTED`` forever.
+    ``validibot/task`` names the task (every surface finds its runs by it);
+    ``validibot/exclusive`` is what ``dagster.yaml``'s tag concurrency limit counts (one run
+    per task at a time; absent for ``overlap_policy=allow``); ``dagster-celery/queue`` is
+    the queue a warm run is sent to (and what the per-queue limits count);
+    ``dagster/max_runtime`` lets run monitoring fail a run that outlives the task's hard time
+    limit instead of leaving it ``STARTED`` forever.
     ``validibot/trigger`` defaults to ``manual`` for runs Dagster creates without one
     (Launchpad, ``dagster job launch``); the op resolves it (``validibot.tasks.triggers``).
     """
-    return {
+    tags = {
         TASK_TAG: task.id,
         TRIGGER_TAG: MANUAL,
         CELERY_QUEUE_TAG: task.queue,
         MAX_RUNTIME_TAG: str(max_runtime_seconds(task)),
     }
+    if task.overlap_policy != OVERLAP_ALLOW:
+        tags[EXCLUSIVE_TAG] = task.id  # the tag limit: one run at a time (not for `allow`)
+    return tags
 
 
 def build_task_job(

@@ -19,6 +19,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from validibot.tasks.overrides import load_overrides
+from validibot.tasks.policies import paused_reasons
 from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks, get_tasks_for_backend
 from validibot.tasks.sync_plan import (
     RUNNING,
@@ -28,7 +29,8 @@ from validibot.tasks.sync_plan import (
     apply_plan,
     plan_schedules,
 )
-from validibot_ops.tags import OVERRIDE_TAG
+from validibot_ops.policies import failure_policy_cursor
+from validibot_ops.tags import OVERRIDE_TAG, TASK_TAG
 
 DEFAULT_WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.local.yaml"
 
@@ -52,6 +54,7 @@ class InstanceSchedules:
         return RUNNING if schedule.get_current_instigator_state(stored).is_running else STOPPED
 
     def observed(self) -> dict[str, ObservedSchedule]:
+        paused = paused_reasons(failure_policy_cursor(self.instance))
         return {
             name: ObservedSchedule(
                 name=name,
@@ -59,6 +62,7 @@ class InstanceSchedules:
                 default_status=schedule.default_status.value,
                 cron=schedule.cron_schedule if isinstance(schedule.cron_schedule, str) else None,
                 override=schedule.tags.get(OVERRIDE_TAG, ""),
+                paused_reason=paused.get(schedule.tags.get(TASK_TAG, ""), ""),
             )
             for name, schedule in self.remote.items()
         }

@@ -1,11 +1,13 @@
-"""The schedule factory: the task's cron, in its timezone, skipping while a run is in progress."""
+"""The schedule factory: the task's cron, in its timezone, ticks skipped as its policies say."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from validibot.tasks.overrides import ScheduleOverride
+from validibot.tasks.policies import policy_summary
 from validibot.tasks.registry import BACKEND_DAGSTER, MaintenanceTask
+from validibot_ops.policies import tick_skip_reason
 from validibot_ops.tags import OVERRIDE_TAG, TASK_TAG, TRIGGER_TAG
 
 IN_PROGRESS_STATUSES = [
@@ -35,9 +37,10 @@ def build_task_schedule(
     """``<id>_schedule``: running by default when the task is enabled, stopped when not.
 
     Each tick's run key is the task and the tick time, so a daemon restarted mid-tick cannot
-    create a second run for the same tick. A tick that finds a run of the task queued or
-    running is skipped with a reason (visible in the schedule's tick history) rather than
-    piling up behind it.
+    create a second run for the same tick. A tick is skipped with a reason (visible in the
+    schedule's tick history) when it is older than the task's catch-up window or its overlap
+    policy refuses it (``skip``, the default: a run of the task is queued or running); see
+    :mod:`validibot.tasks.policies`.
     """
     cron, enabled = effective_schedule(task, override)
     description = f"{task.name} ({task.cron} {task.timezone})"
@@ -46,16 +49,13 @@ def build_task_schedule(
         description = f"OVERRIDDEN by incident file: {override.describe()}. Registry: {description}"
         tags[OVERRIDE_TAG] = override.describe()
 
+    description = f"{description}. Policies: {policy_summary(task)}"
+
     def _evaluate(context: dg.ScheduleEvaluationContext):
-        busy = context.instance.get_run_records(
-            dg.RunsFilter(tags={TASK_TAG: task.id}, statuses=IN_PROGRESS_STATUSES), limit=1
-        )
-        if busy:
-            run = busy[0].dagster_run
-            return dg.SkipReason(
-                f"{task.id}: run {run.run_id} is still {run.status.value}; "
-                "skipping this tick so two runs of one task never overlap"
-            )
+        # Catch-up window first, then the overlap policy (validibot_ops/policies.py).
+        skip = tick_skip_reason(context, task, IN_PROGRESS_STATUSES)
+        if skip:
+            return dg.SkipReason(skip)
         tick = context.scheduled_execution_time
         return dg.RunRequest(
             run_key=f"{task.id}:{tick.isoformat()}" if tick is not None else None,

@@ -14,6 +14,8 @@ always; email and webhook when configured). See docs/operations.md, "Monitoring 
 - ``validibot_override_expiry`` and ``validibot_maintenance``, built here from their own
   modules (``override_expiry.py``, ``maintenance_sensor.py``): an expired incident override,
   and maintenance mode.
+- ``validibot_failure_policy`` (every 30 s): pause after N failures, privacy escalation
+  (:mod:`validibot_ops.policies`).
 
 Lag (dagster-io issues; mitodl/ol-infrastructure PR #5603): a run-status sensor handles at most
 ``DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT`` (default 5) matching runs per tick, and stops a
@@ -30,9 +32,10 @@ import dagster as dg
 
 from validibot.tasks.registry import MaintenanceTask
 from validibot_ops.alerts import RUN_FAILED, Alert, build_channels, deliver, ui_link
-from validibot_ops.freshness import build_freshness_alert_sensor
+from validibot_ops.freshness import build_freshness_alert_sensor, effective_tasks
 from validibot_ops.maintenance_sensor import build_maintenance_sensor
 from validibot_ops.override_expiry import build_override_expiry_sensor
+from validibot_ops.policies import build_failure_policy_sensor
 from validibot_ops.resources import DjangoResource
 from validibot_ops.tags import TASK_TAG
 
@@ -52,6 +55,7 @@ def build_sensors(tasks: Sequence[MaintenanceTask]) -> list[dg.SensorDefinition]
         build_run_failure_sensor(tasks),
         build_override_expiry_sensor(tasks),
         build_maintenance_sensor(),
+        build_failure_policy_sensor(effective_tasks(tasks)),  # pause after N, privacy
     ]
 
 

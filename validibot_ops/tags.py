@@ -6,6 +6,7 @@ Declared once in :mod:`validibot.tasks.vocabulary`, which the Django side reads 
 from validibot.tasks.vocabulary import (
     ASSET_PREFIX,
     CELERY_QUEUE_TAG,
+    EXCLUSIVE_TAG,
     MAX_RUNTIME_TAG,
     OVERRIDE_TAG,
     TASK_TAG,
@@ -15,6 +16,7 @@ from validibot.tasks.vocabulary import (
 __all__ = [
     "ASSET_PREFIX",
     "CELERY_QUEUE_TAG",
+    "EXCLUSIVE_TAG",
     "MAX_RUNTIME_TAG",
     "OVERRIDE_TAG",
     "TASK_TAG",

@@ -5,7 +5,8 @@ Contract of a maintenance command (docs/architecture.md explains why):
 - work happens in bounded batches (:func:`validibot.core.batches.run_in_batches`), each
   committed in its own transaction, so a kill half-way loses nothing and the next run carries
   on where it stopped;
-- one execution per task: a real run holds the task's lock (:mod:`validibot.core.locks`); a
+- one execution per task: a real run holds the task's lock (:mod:`validibot.core.locks`; not
+  for a task whose registry entry has ``overlap_policy="allow"``); a
   second one prints ``status: busy``, changes nothing and exits 0;
 - on Postgres, rows are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` so two concurrent
   runs never process the same row;
@@ -42,6 +43,7 @@ from validibot.core.batches import (
 )
 from validibot.core.locks import task_lock
 from validibot.core.settings_check import task_setting_errors
+from validibot.tasks.policies import overlap_allowed
 from validibot.tasks.registry import get_task
 
 SUMMARY_KEYS = ("task", "status", "dry_run", "counts", "duration_s")
@@ -206,8 +208,9 @@ class MaintenanceCommand(BaseCommand):
             raise CommandError(f"{self.summary_name()}: refused: {'; '.join(problems)}")
 
     def _execution_lock(self) -> contextlib.AbstractContextManager[bool]:
-        """The task's lock for a real run; a dry run changes nothing and takes none."""
-        if self.dry_run:
+        """The task's lock for a real run; a dry run changes nothing and takes none, and
+        neither does a task whose registry entry allows overlapping runs (``allow``)."""
+        if self.dry_run or overlap_allowed(self.summary_name()):
             return contextlib.nullcontext(True)
         return task_lock(self.summary_name())
 

@@ -205,6 +205,20 @@ query ValidibotRunEvents($runId: ID!, $cursor: String) {
 }
 """.replace("%s", _METADATA_FIELDS)
 
+_SENSOR_CURSORS_QUERY = """
+query ValidibotSensorCursors {
+  repositoriesOrError {
+    __typename
+    ... on RepositoryConnection {
+      nodes { sensors { name sensorState { typeSpecificData {
+        __typename ... on SensorData { lastCursor }
+      } } } }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
 _START_SCHEDULE = """
 mutation ValidibotStartSchedule($selector: ScheduleSelector!) {
   startSchedule(scheduleSelector: $selector) {
@@ -598,6 +612,17 @@ class DagsterClient:
                     tags=_tags(raw.get("tags")),
                 )
         return found
+
+    def sensor_cursor(self, name: str) -> str | None:
+        """The cursor of the sensor called ``name`` (``None`` if unknown or never ticked)."""
+        data = self.execute(_SENSOR_CURSORS_QUERY)
+        result = self._result(data, "repositoriesOrError", "RepositoryConnection")
+        for repo in result["nodes"]:
+            for sensor in repo.get("sensors") or []:
+                if sensor["name"] == name:
+                    specific = (sensor.get("sensorState") or {}).get("typeSpecificData") or {}
+                    return specific.get("lastCursor")
+        return None
 
     def get_schedule(self, name: str) -> ScheduleInfo:
         schedule = self.schedules().get(name)

@@ -32,6 +32,7 @@ from croniter import croniter
 
 from validibot.tasks import dst
 from validibot.tasks.outcomes import COUNT, DAY, HOUR, OutcomeCheck
+from validibot.tasks.policies import OVERLAP_SKIP, policy_problems
 
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 """Ids become Dagster job names, which allow only ``[A-Za-z0-9_]``; we also require snake_case."""
@@ -149,6 +150,14 @@ class MaintenanceTask:
             summary reports; shown with the per-task asset whose plots track them.
         outcome_checks: what "the data is clean" means for this task: each becomes a Dagster
             asset check on the task's asset (``validibot/tasks/outcomes.py``).
+        overlap_policy: a tick while a run is in progress: ``skip`` (default), ``buffer_one``
+            (one run waits behind it) or ``allow`` (runs overlap; no per-task lock).
+        catchup_window_seconds: a tick older than this when evaluated (after downtime) is
+            skipped; ``None`` catches up with one run.
+        pause_after_failures: stop the schedule after this many consecutive failed runs;
+            ``None`` (default) never pauses.
+        privacy: the task deletes personal data: never paused, alerts with rising severity.
+        See :mod:`validibot.tasks.policies`.
     """
 
     id: str
@@ -167,6 +176,10 @@ class MaintenanceTask:
     queue: str = DEFAULT_QUEUE
     count_descriptions: tuple[tuple[str, str], ...] = ()
     outcome_checks: tuple[OutcomeCheck, ...] = ()
+    overlap_policy: str = OVERLAP_SKIP
+    catchup_window_seconds: int | None = None
+    pause_after_failures: int | None = None
+    privacy: bool = False
 
     @property
     def api_path(self) -> str:
@@ -245,6 +258,7 @@ def _problems(task: MaintenanceTask) -> Iterable[str]:
         yield "time limits must satisfy 0 < soft <= hard"
     if not task.queue or not re.match(r"^[A-Za-z0-9_.-]+$", task.queue):
         yield f"queue {task.queue!r} is not a valid queue name"
+    yield from policy_problems(task)
 
 
 def _outcome_check_problems(checks: object) -> Iterable[str]:
@@ -285,6 +299,8 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
                 error_above=24,
             ),
         ),
+        # Deletes personal data (storage limitation): never paused by the failure policy.
+        privacy=True,
     ),
     MaintenanceTask(
         id="purge_expired_outputs",
@@ -305,6 +321,8 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
                 error_above=6,
             ),
         ),
+        # Deletes personal data (storage limitation): never paused by the failure policy.
+        privacy=True,
     ),
     MaintenanceTask(
         id="process_purge_retries",
@@ -337,6 +355,8 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
                 error_above=6,
             ),
         ),
+        # Upstream: privacy-critical deletion is never abandoned.
+        privacy=True,
     ),
     MaintenanceTask(
         id="cleanup_stuck_runs",
@@ -444,6 +464,8 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
                 error_above=48,
             ),
         ),
+        # Sessions carry who is logged in (a user id, often an IP): personal data.
+        privacy=True,
     ),
     MaintenanceTask(
         id="send_periodic_emails",
@@ -456,6 +478,9 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
             ("sent", "emails sent"),
             ("handler_errors", "handlers that raised (the run fails)"),
         ),
+        # A digest sent hours late is noise: after downtime, a tick older than an hour is
+        # skipped (the next one sends as usual).
+        catchup_window_seconds=3600,
     ),
     MaintenanceTask(
         id="enforce_audit_retention",
@@ -481,6 +506,8 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
                 error_above=48,
             ),
         ),
+        # Audit entries name their actors (identifier) and hold payloads about them.
+        privacy=True,
     ),
     # Ops-side: not in upstream's registry (Celery Beat has no run history to prune).
     MaintenanceTask(

@@ -13,6 +13,8 @@ Rules:
   location tagged ``validibot/override``) is drift too, always: ``--check`` fails until the
   override is removed. Sync keeps the running state the override asks for (it does not undo
   an incident pause behind the operator's back) and says how to end it.
+- A schedule the failure policy paused (``pause_after_failures``) is drift with the pause's
+  reason; sync leaves it stopped: ``validibot-ops resume <task>`` restarts it.
 - A cron that differs from the registry's (and from any override's), or a schedule missing
   from the code location, is drift only a code-location reload fixes; sync reports it.
 """
@@ -42,6 +44,8 @@ class ObservedSchedule:
         cron: the cron the loaded code location uses.
         override: the ``validibot/override`` tag's value when the code location applied an
             incident override to this schedule, else ``""``.
+        paused_reason: why the failure policy paused this schedule (the
+            ``validibot_failure_policy`` sensor's cursor), else ``""``.
     """
 
     name: str
@@ -49,6 +53,7 @@ class ObservedSchedule:
     default_status: str | None = None
     cron: str | None = None
     override: str = ""
+    paused_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,9 @@ def plan_task(
         if d
     ]
     desired, reason = desired_status(task, override, observed)
+    if observed.paused_reason and observed.status == STOPPED and desired == RUNNING:
+        # Paused after repeated failures: drift with its reason, never restarted by a sync.
+        return None, [*drift, Drift(task.id, task.schedule_name, observed.paused_reason)]
     if observed.status == desired:
         return None, drift
     action = START if desired == RUNNING else STOP

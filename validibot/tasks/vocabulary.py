@@ -10,6 +10,10 @@ from __future__ import annotations
 TASK_TAG = "validibot/task"
 """Every run of a maintenance job carries its registry id; dagster.yaml limits it to 1 at a time."""
 
+EXCLUSIVE_TAG = "validibot/exclusive"
+"""The task id again, on jobs of tasks whose runs must not overlap (every overlap policy but
+``allow``); dagster.yaml's tag concurrency limit counts it, 1 run per value at a time."""
+
 TRIGGER_TAG = "validibot/trigger"
 """Which surface started the run: schedule, ui, cli, graphql, http, demo, retry (jobs default it
 to ``manual``; the op records the resolved value: validibot.tasks.triggers)."""

@@ -1,4 +1,6 @@
-"""Per task, at a glance: health, last run (status, trigger, when, how long, rows), next tick.
+"""Per task, at a glance: health, last run (status, trigger, when, how long, rows), next tick,
+and below the table each task's schedule policies (overlap, catch-up window, pause after
+failures, privacy) with the reason when the failure policy paused it.
 
 Reads everything over the Dagster webserver's GraphQL API (``--url``, default
 ``VALIDIBOT_DAGSTER_URL``, which ``validibot-ops dev`` prints). Health is not computed here: it
@@ -36,6 +38,7 @@ from validibot.tasks.health import (
     task_state,
 )
 from validibot.tasks.overrides import OverridesError, load_overrides
+from validibot.tasks.policies import FAILURE_POLICY_SENSOR, paused_reasons, policy_fields
 from validibot.tasks.registry import (
     BACKEND_DAGSTER,
     get_tasks,
@@ -125,14 +128,19 @@ class Command(BaseCommand):
             schedules = client.schedules()
             health = client.asset_health([t.id for t in tasks])
             rows = [self.row(client, task, schedules, health.get(task.id), now) for task in tasks]
+            paused = paused_reasons(client.sensor_cursor(FAILURE_POLICY_SENSOR))
         except DagsterUnavailable as exc:
             raise CommandError(f"{exc}{UNREACHABLE_HINT}") from exc
         except DagsterClientError as exc:
             raise CommandError(str(exc)) from exc
+        for task, row in zip(tasks, rows, strict=True):
+            row["policies"] = policy_fields(task)
+            row["paused_reason"] = paused.get(task.id) if row["schedule"] == "STOPPED" else None
         if options["json"]:
             self.stdout.write(json.dumps(rows, default=str))
         else:
             self.table(rows, now)
+            self.policy_lines(rows)
         unhealthy = [r["task"] for r in rows if r["health"] in UNHEALTHY or r["checks_failed"]]
         if options["fail_on_unhealthy"] and unhealthy:
             raise CommandError(f"unhealthy: {', '.join(unhealthy)}")
@@ -252,6 +260,21 @@ class Command(BaseCommand):
         notes = {r["maintenance"] for r in rows if r.get("maintenance")}
         for note in sorted(notes):
             self.stdout.write(f"MAINTENANCE MODE ON, schedules paused: {note}")
+
+    def policy_lines(self, rows: list[dict[str, Any]]) -> None:
+        """One detail line per task: its schedule policies, and a failure pause if any."""
+        self.stdout.write("")
+        self.stdout.write("policies (docs/operations.md, 'Schedule policies'):")
+        width = max((len(r["task"]) for r in rows), default=0)
+        for r in rows:
+            p = r["policies"]
+            line = (
+                f"  {r['task'].ljust(width)}  overlap={p['overlap']}  catch-up={p['catchup']}  "
+                f"pause={p['pause']}  privacy={p['privacy']}"
+            )
+            self.stdout.write(line)
+            if r["paused_reason"]:
+                self.stdout.write(f"  {' ' * width}  PAUSED: {r['paused_reason']}")
 
 
 def _reason(state: str, health: AssetHealth | None, last_status: str | None, now: datetime) -> str:

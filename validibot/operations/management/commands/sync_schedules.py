@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from validibot.operations.dagster_client import DagsterClient, DagsterClientError
 from validibot.tasks.overrides import OverridesError, load_overrides
+from validibot.tasks.policies import FAILURE_POLICY_SENSOR, paused_reasons
 from validibot.tasks.registry import (
     BACKEND_DAGSTER,
     BACKEND_GCP,
@@ -36,6 +37,7 @@ from validibot.tasks.sync_plan import (
     apply_plan,
     plan_schedules,
 )
+from validibot.tasks.vocabulary import TASK_TAG
 
 TOKEN_PLACEHOLDER = "Bearer ${VALIDIBOT_TRIGGER_TOKEN}"  # noqa: S105  (a placeholder, no secret)
 """Cloud Scheduler jobs are printed with this header; the operator substitutes the secret."""
@@ -96,10 +98,18 @@ class Command(BaseCommand):
             # Every task may be paused by the file (a gcp-only one through its trigger).
             overrides = load_overrides(known_ids={t.id for t in get_tasks()})
             schedules = client.schedules()
+            paused = paused_reasons(client.sensor_cursor(FAILURE_POLICY_SENSOR))
         except (OverridesError, DagsterClientError) as exc:
             raise CommandError(str(exc), returncode=2) from exc
         observed = {
-            name: ObservedSchedule(s.name, s.status, s.default_status, s.cron, s.override)
+            name: ObservedSchedule(
+                s.name,
+                s.status,
+                s.default_status,
+                s.cron,
+                s.override,
+                paused_reason=paused.get(s.tags.get(TASK_TAG, ""), ""),
+            )
             for name, s in schedules.items()
         }
         return plan_schedules(tasks, observed, overrides)
