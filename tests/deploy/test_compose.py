@@ -173,7 +173,7 @@ def test_worker_healthchecks_ping_their_own_celery_node(services):
         assert test[0] == "CMD-SHELL", name
         assert "inspect ping" in test[1], name
         # validibot-ops worker names its node <queues joined by ->@<hostname>.
-        assert f'--destination \"{"-".join(queues)}@$$HOSTNAME\"' in test[1] or (
+        assert f'--destination "{"-".join(queues)}@$$HOSTNAME"' in test[1] or (
             f'--destination "{"-".join(queues)}@$HOSTNAME"' in test[1]
         ), f"{name} pings another node: {test[1]}"
 
@@ -344,7 +344,8 @@ def test_launcher_env_vars_are_set_wherever_the_daemon_runs():
 
 def test_the_first_copy_brings_python_version():
     """Both `uv sync` runs must see .python-version, or the first may pick another Python."""
-    first_copy = next(line for line in DOCKERFILE.read_text().splitlines() if line.startswith("COPY"))
+    lines = DOCKERFILE.read_text().splitlines()
+    first_copy = next(line for line in lines if line.startswith("COPY"))
     assert ".python-version" in first_copy.split()
     assert (ROOT / ".python-version").is_file()
 

@@ -14,6 +14,8 @@ What differs from the official images (so nobody mistakes a stand-in for one):
 - ``postgres:16-bookworm``: Debian bookworm ships PostgreSQL **15**; a small entrypoint
   (:data:`POSTGRES_ENTRYPOINT`) honours ``POSTGRES_USER``/``POSTGRES_PASSWORD``/``POSTGRES_DB``
   and runs ``/docker-entrypoint-initdb.d`` once on an empty data directory, as the official one.
+  ``docker import`` cannot set the official image's ``STOPSIGNAL SIGINT``; docker-compose.yml
+  sets ``stop_signal: SIGINT`` itself.
 - ``redis:7-bookworm``: Debian's redis-server 7.0, started with ``--protected-mode no`` as the
   official image is (the compose network is its only way in).
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import shlex
@@ -39,6 +42,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +80,7 @@ if [ "${1:-}" = postgres ]; then
             --auth-local=trust --auth-host=scram-sha-256 >/dev/null
         rm -f "$pwfile"
         echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+        echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
         as_postgres pg_ctl -D "$PGDATA" -w -o "-c listen_addresses=''" start >/dev/null
         if [ "$POSTGRES_DB" != postgres ]; then
             as_postgres psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres \
@@ -121,7 +126,8 @@ class Recipe:
     changes: tuple[str, ...] = ()
     """Dockerfile instructions applied by ``docker import`` (ENV, CMD, ENTRYPOINT, ...)."""
     files: dict[str, str] = field(default_factory=dict)
-    """Extra files: path inside the image -> content (written executable)."""
+    """Extra files: path inside the image -> content (executable), added at import time so
+    an edit to an entrypoint does not rebuild the root filesystem."""
     inputs: tuple[str, ...] = ()
     """Host facts the image depends on beyond its text (hashed into the key)."""
 
@@ -129,7 +135,8 @@ class Recipe:
     def slug(self) -> str:
         return self.reference.replace("/", "_").replace(":", "-")
 
-    def key(self) -> str:
+    def rootfs_key(self) -> str:
+        """Hash of what goes into the root filesystem (the cached tar's name)."""
         text = json.dumps(
             {
                 "suite": SUITE,
@@ -137,12 +144,15 @@ class Recipe:
                 "reference": self.reference,
                 "packages": self.packages,
                 "customize": self.customize,
-                "changes": self.changes,
-                "files": self.files,
                 "inputs": self.inputs,
             },
             sort_keys=True,
         )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def key(self) -> str:
+        """Hash of the whole recipe: the root filesystem, the files and config on top."""
+        text = json.dumps([self.rootfs_key(), self.files, self.changes], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -239,7 +249,6 @@ def postgres_recipe() -> Recipe:
             "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "ENV LANG=C.UTF-8",
             "ENV PGDATA=/var/lib/postgresql/data",
-            "STOPSIGNAL SIGINT",
             'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]',
             'CMD ["postgres"]',
         ),
@@ -271,7 +280,7 @@ def cache_dir() -> Path:
 
 
 def rootfs_path(recipe: Recipe) -> Path:
-    return cache_dir() / f"{recipe.slug}-{recipe.key()}.tar"
+    return cache_dir() / f"{recipe.slug}-{recipe.rootfs_key()}.tar"
 
 
 def build_rootfs(recipe: Recipe) -> Path:
@@ -286,13 +295,6 @@ def build_rootfs(recipe: Recipe) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"standin-{recipe.slug}-") as scratch:
         hooks = list(recipe.customize)
-        for path, content in recipe.files.items():
-            local = Path(scratch) / Path(path).name
-            local.write_text(content)
-            hooks.append(
-                f'mkdir -p "$1{Path(path).parent}" && '
-                f'install -m 0755 {shlex.quote(str(local))} "$1{path}"'
-            )
         hooks.append('rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin')
         partial = Path(scratch) / "rootfs.tar"
         command = [
@@ -339,9 +341,31 @@ def import_standin(client, recipe: Recipe) -> str:
     tar = build_rootfs(recipe)
     repository, _, tag = recipe.reference.rpartition(":")
     changes = [*recipe.changes, f"LABEL {KEY_LABEL}={recipe.key()}"]
-    client.api.import_image(src=str(tar), repository=repository, tag=tag, changes=changes)
-    source = "cached rootfs" if cached else "mmdebstrap"
-    return f"{recipe.reference}: imported from {source} in {time.monotonic() - started:.0f}s"
+    with tempfile.TemporaryDirectory(prefix=f"standin-{recipe.slug}-") as scratch:
+        source = with_files(tar, recipe.files, Path(scratch)) if recipe.files else tar
+        client.api.import_image(src=str(source), repository=repository, tag=tag, changes=changes)
+    origin = "cached rootfs" if cached else "mmdebstrap"
+    return f"{recipe.reference}: imported from {origin} in {time.monotonic() - started:.0f}s"
+
+
+def with_files(tar: Path, files: dict[str, str], scratch: Path) -> Path:
+    """A copy of the rootfs tar with ``files`` in it (replacing entries of the same path:
+    dockerd refuses a tar that names a path twice)."""
+    replaced = {path.strip("/") for path in files}
+    copy = scratch / tar.name
+    with tarfile.open(tar) as source, tarfile.open(copy, mode="w") as target:
+        for member in source:
+            if member.name.removeprefix("./").strip("/") in replaced:
+                continue
+            target.addfile(member, source.extractfile(member) if member.isreg() else None)
+        for path, content in files.items():
+            data = content.encode()
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size = len(data)
+            info.mode = 0o755
+            info.mtime = int(time.time())
+            target.addfile(info, io.BytesIO(data))
+    return copy
 
 
 def ensure_standins(client, selected: list[Recipe] | None = None) -> list[str]:
@@ -365,13 +389,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for recipe in recipes():
             state = "cached" if rootfs_path(recipe).is_file() else "not built"
-            print(f"{recipe.reference}\t{recipe.key()}\t{rootfs_path(recipe)} ({state})")
+            sys.stdout.write(
+                f"{recipe.reference}\t{recipe.key()}\t{rootfs_path(recipe)} ({state})\n"
+            )
         return 0
     import docker
 
     client = docker.from_env(timeout=600)
     for line in ensure_standins(client):
-        print(line)
+        sys.stdout.write(f"{line}\n")
     return 0
 
 

@@ -95,7 +95,7 @@ class Command(MaintenanceCommand):
         except Exception as exc:  # ImportError or any engine/connection error
             message = f"Docker engine not reachable ({type(exc).__name__}: {exc}); nothing removed."
             if require_engine:
-                # Name the engine: a missing socket mount (compose DOCKER_SOCKET) is the usual cause.
+                # Name the engine: a missing socket mount (DOCKER_SOCKET) is the usual cause.
                 where = settings.VALIDIBOT_DOCKER_URL or "DOCKER_HOST / the default socket"
                 raise CommandError(
                     f"Docker engine not reachable at {where} ({type(exc).__name__}: {exc}); "
