@@ -398,8 +398,11 @@ def remove_run_containers(stack: Stack) -> int:
 
 @pytest.fixture(scope="module")
 def stack(engine: DockerEngine) -> Iterator[Stack]:
+    import docker
+
     started = time.monotonic()
-    with contextlib.closing(engine.client()) as client:
+    # Builds, imports and prunes of ~1 GB images: far longer than the usual client timeout.
+    with contextlib.closing(docker.DockerClient(base_url=engine.url, timeout=1800)) as client:
         for line in compose_standins.ensure_standins(client):
             report(line)
         build_project_image(client)
