@@ -18,7 +18,8 @@ RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
 
 # Dependencies first, from the lock file only, so a code change does not reinstall them.
-COPY pyproject.toml uv.lock README.md ./
+# .python-version too: without it the first sync may pick another interpreter than the second.
+COPY pyproject.toml uv.lock README.md .python-version ./
 RUN uv sync --frozen --no-dev --no-install-project
 
 COPY . .

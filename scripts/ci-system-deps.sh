@@ -2,11 +2,12 @@
 # System packages the tests need: Debian's docker.io (dockerd) and busybox-static (the rootfs of
 # the test images, imported locally because no registry is reachable) for the Docker tests, and
 # chromium for the UI test (Playwright drives /usr/bin/chromium; it never downloads a browser),
-# curl and jq for the executed docs (tests/docs/test_executed_docs.py).
+# curl and jq for the executed docs (tests/docs/test_executed_docs.py), mmdebstrap for the
+# compose test's stand-in base images (tests/support/compose_standins.py).
 # Installs only in CI (CI=true) or when asked (--install); a quick no-op when all are present.
 set -euo pipefail
 
-PACKAGES=(docker.io busybox-static chromium curl jq)
+PACKAGES=(docker.io busybox-static chromium curl jq mmdebstrap)
 
 have_all() {
     local installed

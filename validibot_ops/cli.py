@@ -215,6 +215,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     app = make_app(CeleryExecutor.for_cli(**config).app_args())
     create_task(app)  # the Celery executor's steps
     register_run_tasks(app)  # warm runs: execute_job, resume_job
+    # Dagster's log lines keep the level Dagster wrote: Celery would otherwise redirect stdout
+    # and stderr into its own logger at WARNING, so every run event read "WARNING/...".
+    app.conf.worker_redirect_stdouts = False
     concurrency = args.concurrency or config["config_source"]["worker_concurrency"]
     pool = args.pool or ("prefork" if mode == WARM or concurrency > 1 else "solo")
     try:

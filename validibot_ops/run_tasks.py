@@ -17,6 +17,7 @@ from typing import Any
 
 import dagster as dg
 from celery import Celery
+from dagster._core.events import EngineEventData
 from dagster_celery.config import TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME
 
 from validibot_ops.launcher import DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, heartbeat_key
@@ -24,6 +25,8 @@ from validibot_ops.launcher import DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, heartbeat_
 logger = logging.getLogger(__name__)
 
 LAUNCHER_TASKS = (TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME)
+# The label dagster-celery's step events use for the worker node; warm runs report it too.
+WORKER_METADATA_LABEL = "Celery worker"
 STARTABLE = frozenset({dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING})
 
 
@@ -106,6 +109,13 @@ def execute_warm_run(
             status,
         )
         return 0
+    # Which worker executes the run, in the run's own event log (the Celery executor's step
+    # events say the same for each step under the same label).
+    instance.report_engine_event(
+        f"Executing run in Celery worker {hostname}",
+        run,
+        EngineEventData({WORKER_METADATA_LABEL: dg.MetadataValue.text(hostname)}),
+    )
     with heartbeat(_redis(broker_url), run_id, heartbeat_seconds):
         return _execute_run_command_body(
             instance=instance,

@@ -113,6 +113,9 @@ VALIDIBOT_DAGSTER_RUN_RETENTION_DAYS = _checked.env("VALIDIBOT_DAGSTER_RUN_RETEN
 # SQLite only: where the per-task lock files go (default: beside the database file).
 VALIDIBOT_LOCK_DIR = _checked.env("VALIDIBOT_LOCK_DIR")
 VALIDIBOT_DOCKER_URL = _checked.env("VALIDIBOT_DOCKER_URL")
+# true: cleanup_orphaned_containers fails its run when no engine answers (compose sets it on
+# worker-docker, so a missing socket mount is an error, not a quiet success).
+VALIDIBOT_CONTAINERS_REQUIRE_ENGINE = _checked.env("VALIDIBOT_CONTAINERS_REQUIRE_ENGINE")
 # verify_validator_deployments: "name=url,name2=url2"; each URL must answer a GET with < 400.
 VALIDIBOT_VALIDATOR_DEPLOYMENTS = _checked.env("VALIDIBOT_VALIDATOR_DEPLOYMENTS")
 VALIDIBOT_VALIDATOR_CHECK_TIMEOUT_SECONDS = _checked.env(

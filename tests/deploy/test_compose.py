@@ -30,6 +30,8 @@ from validibot.tasks.registry import get_tasks
 
 VENV_BIN = Path(sys.executable).parent
 DOCKER_SOCKET = "/var/run/docker.sock"
+# Where the socket comes from on the host: .env's DOCKER_SOCKET, the usual path by default.
+SOCKET_SOURCE = "${DOCKER_SOCKET:-/var/run/docker.sock}"
 ONE_SHOT = "no"
 
 
@@ -73,6 +75,21 @@ def daemon_services(services: dict[str, dict[str, Any]]) -> list[str]:
     ]
 
 
+def volume_targets(service: dict[str, Any]) -> list[str]:
+    targets = []
+    for volume in service.get("volumes", []):
+        targets.append(volume["target"] if isinstance(volume, dict) else volume.split(":")[1])
+    return targets
+
+
+def socket_mounts(service: dict[str, Any]) -> list[Any]:
+    return [
+        v
+        for v in service.get("volumes", [])
+        if (v.get("target") if isinstance(v, dict) else v.split(":")[1]) == DOCKER_SOCKET
+    ]
+
+
 def volume_sources(service: dict[str, Any]) -> list[str]:
     sources = []
     for volume in service.get("volumes", []):
@@ -102,7 +119,7 @@ def test_every_published_port_is_bound_to_loopback(services, overlay):
 
 
 def test_only_the_docker_queue_worker_mounts_the_docker_socket(services):
-    mounting = {n for n, s in services.items() if DOCKER_SOCKET in volume_sources(s)}
+    mounting = {n for n, s in services.items() if DOCKER_SOCKET in volume_targets(s)}
     assert mounting == {"worker-docker"}
     worker = services["worker-docker"]
     assert option_values(argv(worker["command"]), "--queue") == ["docker"]
@@ -110,8 +127,55 @@ def test_only_the_docker_queue_worker_mounts_the_docker_socket(services):
 
 
 def test_the_launcher_overlay_gives_the_socket_only_to_daemon_and_webserver(overlay):
-    mounting = {n for n, s in overlay["services"].items() if DOCKER_SOCKET in volume_sources(s)}
+    mounting = {n for n, s in overlay["services"].items() if DOCKER_SOCKET in volume_targets(s)}
     assert mounting == {"dagster-daemon", "dagster-webserver"}
+
+
+def test_the_socket_comes_from_docker_socket_and_must_exist(services, overlay):
+    """Long syntax without create_host_path: a missing socket fails `up` instead of compose
+    creating an empty directory there (the worker then had no engine and exited 0)."""
+    holders = [services["worker-docker"]]
+    holders += [overlay["services"][n] for n in ("dagster-daemon", "dagster-webserver")]
+    for service in holders:
+        (mount,) = socket_mounts(service)
+        assert isinstance(mount, dict), f"short syntax creates a directory: {mount!r}"
+        assert mount["type"] == "bind"
+        assert mount["source"] == SOCKET_SOURCE
+        assert not mount.get("bind", {}).get("create_host_path", False)
+    assert env_example().get("DOCKER_SOCKET"), "DOCKER_SOCKET must be set in .env.example"
+
+
+def test_the_docker_worker_fails_its_run_without_an_engine(services):
+    environment = services["worker-docker"]["environment"]
+    assert environment["VALIDIBOT_CONTAINERS_REQUIRE_ENGINE"] == "true"
+
+
+def test_the_image_is_built_by_exactly_one_service(services, app_image):
+    builders = [n for n, s in services.items() if "build" in s]
+    assert builders == ["migrate"], f"every builder builds and exports the image: {builders}"
+    assert services["migrate"]["image"] == app_image
+
+
+def test_every_long_running_service_has_a_healthcheck(services):
+    """docs/deploy.md promises `healthy` for every long-running service (workers included)."""
+    for name, service in services.items():
+        if is_long_running(service):
+            assert "healthcheck" in service, f"{name} has no healthcheck"
+
+
+def test_worker_healthchecks_ping_their_own_celery_node(services):
+    for name, service in services.items():
+        args = argv(service["command"])
+        if args[:2] != ["validibot-ops", "worker"]:
+            continue
+        queues = option_values(args, "--queue")
+        test = service["healthcheck"]["test"]
+        assert test[0] == "CMD-SHELL", name
+        assert "inspect ping" in test[1], name
+        # validibot-ops worker names its node <queues joined by ->@<hostname>.
+        assert f'--destination "{"-".join(queues)}@$$HOSTNAME"' in test[1] or (
+            f'--destination "{"-".join(queues)}@$HOSTNAME"' in test[1]
+        ), f"{name} pings another node: {test[1]}"
 
 
 def test_workers_serve_every_queue_the_registry_routes_to(app_services):
@@ -276,6 +340,14 @@ def test_launcher_env_vars_are_set_wherever_the_daemon_runs():
 
 
 # --- image ------------------------------------------------------------------------------------
+
+
+def test_the_first_copy_brings_python_version():
+    """Both `uv sync` runs must see .python-version, or the first may pick another Python."""
+    lines = DOCKERFILE.read_text().splitlines()
+    first_copy = next(line for line in lines if line.startswith("COPY"))
+    assert ".python-version" in first_copy.split()
+    assert (ROOT / ".python-version").is_file()
 
 
 def test_dockerfile_installs_the_instance_config_and_puts_the_venv_on_path():

@@ -53,6 +53,8 @@ class DockerEngine:
     url: str
     process: subprocess.Popen | None = None
     root: Path | None = None
+    data_root: Path | None = None
+    """A data root kept between sessions (images, build cache), when one was asked for."""
 
     @property
     def log_path(self) -> Path | None:
@@ -91,8 +93,12 @@ def wait_for_engine(url: str, process: subprocess.Popen, deadline_s: float) -> N
     raise TimeoutError(f"dockerd did not answer on {url} within {deadline_s}s")
 
 
-def start_private_dockerd() -> DockerEngine:
-    """Start ``dockerd`` with its own data root, exec root, socket, pidfile and log."""
+def start_private_dockerd(data_root: Path | None = None) -> DockerEngine:
+    """Start ``dockerd`` with its own data root, exec root, socket, pidfile and log.
+
+    ``data_root`` keeps images and the build cache between sessions (the caller makes sure one
+    daemon at a time uses it); by default the data root is temporary like everything else.
+    """
     dockerd = shutil.which("dockerd")
     if dockerd is None:
         raise RuntimeError("dockerd not found")
@@ -103,7 +109,7 @@ def start_private_dockerd() -> DockerEngine:
     url = f"unix://{root}/docker.sock"
     command = [
         dockerd,
-        f"--data-root={root}/data",
+        f"--data-root={data_root or root / 'data'}",
         f"--exec-root={root}/exec",
         f"--pidfile={root}/dockerd.pid",
         f"--host={url}",
@@ -121,7 +127,7 @@ def start_private_dockerd() -> DockerEngine:
         start_new_session=True,
     )
     log.close()
-    engine = DockerEngine(url=url, process=process, root=root)
+    engine = DockerEngine(url=url, process=process, root=root, data_root=data_root)
     try:
         wait_for_engine(url, process, START_TIMEOUT_S)
     except Exception as exc:
@@ -141,6 +147,8 @@ def stop_private_dockerd(engine: DockerEngine) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=STOP_TIMEOUT_S)
+    if engine.data_root is not None:
+        _unmount_below(engine.data_root)
     if engine.root is not None:
         _unmount_below(engine.root)
         shutil.rmtree(engine.root, ignore_errors=True)

@@ -207,6 +207,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VALIDIBOT_DOCKER_URL", Annotated[str, AfterValidator(_url(DOCKER))], "",
             "a Docker engine URL (unix://, tcp://, http(s)://, ssh://) or empty",
             ("cleanup_orphaned_containers",)),
+    Setting("VALIDIBOT_CONTAINERS_REQUIRE_ENGINE", bool, False, "true or false",
+            ("cleanup_orphaned_containers",)),
     Setting("VALIDIBOT_MEDIA_ROOT", str, "", "a directory path", used_by="file storage"),
     Setting("VALIDIBOT_LOCK_DIR", str, "", "a directory path, or empty (beside the database)",
             used_by="the per-task locks on SQLite"),

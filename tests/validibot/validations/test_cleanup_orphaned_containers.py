@@ -71,6 +71,17 @@ def test_unreachable_engine_fails_clearly_when_required(dead_engine):
     assert "Docker engine not reachable" in summary["error"]
 
 
+def test_require_engine_setting_fails_the_run_naming_the_socket(settings, dead_engine):
+    settings.VALIDIBOT_CONTAINERS_REQUIRE_ENGINE = True
+    out = io.StringIO()
+
+    with pytest.raises(CommandError, match="VALIDIBOT_CONTAINERS_REQUIRE_ENGINE") as raised:
+        call_command("cleanup_orphaned_containers", stdout=out, stderr=io.StringIO())
+
+    assert dead_engine in str(raised.value)
+    assert parse_summary(out.getvalue())["status"] == "failed"
+
+
 @dataclass
 class FakeContainer:
     """The slice of ``docker.models.containers.Container`` the command uses."""

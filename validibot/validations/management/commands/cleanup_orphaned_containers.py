@@ -17,7 +17,7 @@ class Command(MaintenanceCommand):
         "Stop and remove containers labelled org.validibot.managed=true whose run is terminal "
         "or missing, or that outlived their timeout plus --grace-period. Unlabelled containers "
         "are never touched. With no reachable Docker engine it says so and exits 0 (use "
-        "--require-engine to make that an error)."
+        "--require-engine, or VALIDIBOT_CONTAINERS_REQUIRE_ENGINE=true, to make that an error)."
     )
     task_name = "cleanup_orphaned_containers"
 
@@ -38,11 +38,13 @@ class Command(MaintenanceCommand):
         parser.add_argument(
             "--require-engine",
             action="store_true",
-            help="Fail when no Docker engine is reachable instead of reporting it.",
+            help="Fail when no Docker engine is reachable instead of reporting it "
+            "(default: settings.VALIDIBOT_CONTAINERS_REQUIRE_ENGINE).",
         )
 
     def perform(self, options: dict[str, Any]) -> None:
-        client = self._client(options["require_engine"])
+        require = options["require_engine"] or settings.VALIDIBOT_CONTAINERS_REQUIRE_ENGINE
+        client = self._client(require)
         if client is None:
             return
         grace = options["grace_period"]
@@ -93,7 +95,13 @@ class Command(MaintenanceCommand):
         except Exception as exc:  # ImportError or any engine/connection error
             message = f"Docker engine not reachable ({type(exc).__name__}: {exc}); nothing removed."
             if require_engine:
-                raise CommandError(message) from exc
+                # Name the engine: a missing socket mount (DOCKER_SOCKET) is the usual cause.
+                where = settings.VALIDIBOT_DOCKER_URL or "DOCKER_HOST / the default socket"
+                raise CommandError(
+                    f"Docker engine not reachable at {where} ({type(exc).__name__}: {exc}); "
+                    "nothing removed (an engine is required: --require-engine or "
+                    "VALIDIBOT_CONTAINERS_REQUIRE_ENGINE=true)"
+                ) from exc
             self.counts["engine_unreachable"] = 1
             self.progress(message)
             return None
