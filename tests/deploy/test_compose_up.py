@@ -367,8 +367,12 @@ def write_project(directory: Path, engine: DockerEngine, web_port: int, ui_port:
     ]
     (directory / ".env").write_text("\n".join(lines) + "\n")
     (directory / "deploy").symlink_to(ROOT / "deploy")
-    overrides = {TICK_TASK: {"cron": "* * * * *", "reason": "compose test: a tick a minute"}}
-    overrides |= {task: {"enabled": False, "reason": "compose test"} for task in PAUSED}
+    overrides = {
+        TICK_TASK: {"cron": "* * * * *", "reason": "compose test: a tick a minute", "author": "ci"}
+    }
+    overrides |= {
+        task: {"enabled": False, "reason": "compose test", "author": "ci"} for task in PAUSED
+    }
     (directory / "overrides.json").write_text(json.dumps(overrides))
     (directory / "compose.test.yml").write_text(
         "services:\n"

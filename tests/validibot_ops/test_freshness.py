@@ -113,8 +113,8 @@ def test_the_grace_setting_scales_every_window(monkeypatch):
 def test_disabled_and_paused_tasks_get_no_policy_and_a_re_timed_cron_is_used(monkeypatch, tmp_path):
     path = tmp_path / "overrides.json"
     overrides = {
-        "test_hourly_noop": {"enabled": False, "reason": "incident"},
-        "test_noop": {"cron": "*/30 * * * *", "reason": "incident"},
+        "test_hourly_noop": {"enabled": False, "reason": "incident", "author": "alice"},
+        "test_noop": {"cron": "*/30 * * * *", "reason": "incident", "author": "alice"},
     }
     path.write_text(json.dumps(overrides))
     monkeypatch.setenv("VALIDIBOT_SCHEDULE_OVERRIDES", str(path))

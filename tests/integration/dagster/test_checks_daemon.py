@@ -90,7 +90,7 @@ def test_the_daemon_checks_after_each_run_and_alerts_once_then_recovered(
     # Every schedule paused: the scheduled purge must not clean up first, and the other
     # tasks' runs would only compete for the machine with the runs this test waits for.
     overrides = tmp_path / "overrides.json"
-    paused = {"enabled": False, "reason": "test"}
+    paused = {"enabled": False, "reason": "test", "author": "ci"}
     overrides.write_text(json.dumps({t.id: paused for t in BUILTIN_TASKS}))
     extra_env = {
         "VALIDIBOT_ALERT_WEBHOOK_URL": url,

@@ -19,6 +19,7 @@ from validibot.tasks.overrides import OVERRIDES_ENV
 from validibot.tasks.registry import ClockChangeWarning, MaintenanceTask, register
 
 OTHER_CHECKS = ["database", "redis", "workers", "code_location", "daemon", "schedules"]
+OTHER_CHECKS += ["task_health", "maintenance"]
 
 
 def _berlin(cron: str = "30 2 * * *", task_id: str = "berlin_nightly") -> MaintenanceTask:
