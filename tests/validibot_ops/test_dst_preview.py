@@ -21,6 +21,9 @@ from validibot.tasks.dst_preview import preview_task
 from validibot.tasks.registry import MaintenanceTask, get_task, register
 from validibot_ops.definitions import build_definitions
 
+# The generated schedule evaluated at every previewed instant, per case: not in the fast loop.
+pytestmark = pytest.mark.slow
+
 BERLIN, NEW_YORK = "Europe/Berlin", "America/New_York"
 SPRING_BERLIN, FALL_BERLIN = datetime(2027, 3, 25, 12), datetime(2026, 10, 22, 12)
 SPRING_NY, FALL_NY = datetime(2027, 3, 11, 12), datetime(2026, 10, 29, 12)

@@ -29,7 +29,8 @@ from validibot_ops import freshness
 from validibot_ops.definitions import build_definitions
 from validibot_ops.ops import task_asset_key
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Dagster's own freshness daemon runs in-process per test: not in the fast loop.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 NOOP = next(t for t in TEST_TASKS if t.id == "test_noop")  # every minute: window 2 min
 HOURLY = HOURLY_NOOP

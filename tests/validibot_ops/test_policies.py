@@ -34,6 +34,9 @@ from validibot_ops.jobs import job_tags
 from validibot_ops.resources import DjangoResource
 from validibot_ops.tags import EXCLUSIVE_TAG, TASK_TAG
 
+# Real Dagster daemons and schedule evaluations per case: not in the fast loop.
+pytestmark = pytest.mark.slow
+
 S, B, A = "slow_skip", "slow_buffer", "slow_allow"
 TASKS = [
     MaintenanceTask(id=S, name="Skip", command="noop_task", cron="*/5 * * * *"),
