@@ -571,6 +571,9 @@ def test_the_docker_run_launcher_overlay_runs_a_job_in_its_own_container(stack: 
 def test_down_v_in_the_documented_order_leaves_nothing(stack: Stack):
     """Run containers hold the media volume: remove them first, then `down -v`."""
     with stack.step():
+        # The daemon first (docs/deploy.md): a schedule tick between the removal and `down`
+        # would start a run container that outlives the project.
+        stack.compose("stop", "dagster-daemon")
         remove_run_containers(stack)
         stack.compose("down", "-v", "--remove-orphans", "-t", "10")
     label = f"com.docker.compose.project={PROJECT}"

@@ -25,6 +25,7 @@ from tests.faults.helpers import (
     submission_state,
 )
 from tests.support.dagster_stack import REPO_ROOT
+from tests.support.services import wait_until
 from validibot.core.maintenance import parse_summary
 from validibot.operations.dagster_client import DagsterClient
 from validibot_ops.tags import TRIGGER_TAG
@@ -60,6 +61,13 @@ def test_graphql_and_cli_launches_at_once_never_run_together(stack):
     thread = threading.Thread(target=lambda: launched.update(cli=stack.run_cli(cli, timeout=120)))
     clock = Clock()
     thread.start()
+    # The GraphQL launch goes out as soon as the CLI's run exists: `dagster job launch` loads
+    # the whole code location first, long enough for a run launched beside it to finish.
+    wait_until(
+        lambda: any(r.dagster_run.tags.get(TRIGGER_TAG) == "cli" for r in _runs(stack, case)),
+        120,
+        what="the CLI's run",
+    )
     launched["graphql"] = client.launch_task(
         SLOW_PURGE, trigger="graphql", extra_args=SLOW_ARGS, tags={CASE_TAG: case}
     )
