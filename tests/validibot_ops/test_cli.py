@@ -25,7 +25,9 @@ from validibot.tasks.registry import BACKEND_DAGSTER, BUILTIN_TASKS
 
 # What the code location runs and schedules (a GCP-only task is triggered over HTTP instead).
 DAGSTER_TASKS = tuple(t for t in BUILTIN_TASKS if BACKEND_DAGSTER in t.backends)
-DONE = f"{len(DAGSTER_TASKS)}/{len(DAGSTER_TASKS)}"
+# What the demo runs: it has no webserver, so a task whose command needs one is left out.
+DEMOED = tuple(t for t in DAGSTER_TASKS if not t.needs_webserver)
+DONE = f"{len(DEMOED)}/{len(DEMOED)}"
 
 pytestmark = [pytest.mark.services, pytest.mark.subprocess, pytest.mark.timeout(900)]
 
@@ -75,8 +77,11 @@ def test_demo_runs_every_job_once_and_prints_the_same_table_every_time(demo_outp
         m.group(1): m.group(2)
         for m in re.finditer(r"^(\w+)\s+(SUCCESS|FAILURE)\s", first, re.MULTILINE)
     }
-    assert rows == {task.id: "SUCCESS" for task in DAGSTER_TASKS}
+    assert rows == {task.id: "SUCCESS" for task in DEMOED}
     assert f"{DONE} jobs succeeded" in first
+    for task in DAGSTER_TASKS:
+        if task.needs_webserver:
+            assert f"Not run here: {task.id} (it talks to the webserver" in first
     assert re.search(r"^purge_expired_submissions\s+SUCCESS\s+purged=10", first, re.M)
     # A reused home and database give the same counts (seed data is reset, not piled up).
     assert _table(first) == _table(second)

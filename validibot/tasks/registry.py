@@ -157,6 +157,8 @@ class MaintenanceTask:
         pause_after_failures: stop the schedule after this many consecutive failed runs;
             ``None`` (default) never pauses.
         privacy: the task deletes personal data: never paused, alerts with rising severity.
+        needs_webserver: the command talks to Dagster's webserver (``VALIDIBOT_DAGSTER_URL``),
+            so the offline demo (``scripts/demo``, no webserver) leaves it out and says so.
         See :mod:`validibot.tasks.policies`.
     """
 
@@ -180,6 +182,7 @@ class MaintenanceTask:
     catchup_window_seconds: int | None = None
     pause_after_failures: int | None = None
     privacy: bool = False
+    needs_webserver: bool = False
 
     @property
     def api_path(self) -> str:
@@ -525,6 +528,7 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
             ("batches", "batches processed in this run"),
         ),
         backends=frozenset({BACKEND_DAGSTER}),
+        needs_webserver=True,  # it prunes through Dagster's GraphQL API
     ),
 )
 

@@ -44,13 +44,10 @@ FIRST_PASS_PER_SCALE = {
 }
 
 
-# Talks to Dagster's webserver, which this Django-level test has none of (it prunes Dagster's
-# runs, not demo rows): tests/integration/dagster/test_prune_history.py runs it for real.
-NEEDS_DAGSTER = {"prune_dagster_history"}
-
-
 def run_every_task() -> dict[str, dict]:
-    return {t.id: run_task_command(t) for t in get_tasks() if t.id not in NEEDS_DAGSTER}
+    """Every task but those that talk to Dagster's webserver (this test has none; the prune is
+    run for real in tests/integration/dagster/test_prune_history.py)."""
+    return {t.id: run_task_command(t) for t in get_tasks() if not t.needs_webserver}
 
 
 @pytest.mark.parametrize("scale", [1, 3])
