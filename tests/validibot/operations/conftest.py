@@ -59,7 +59,7 @@ def wait_for_run(live, dagster_stack):
     """``wait_for_run(run_id)`` -> RunInfo; a timeout fails with the daemon's log tail."""
     from validibot.operations.dagster_client import RunTimeout
 
-    def wait(run_id: str, timeout: float = 150):
+    def wait(run_id: str, timeout: float = 300):
         try:
             return live.wait_for_run(run_id, timeout=timeout)
         except RunTimeout as exc:

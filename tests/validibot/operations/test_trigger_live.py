@@ -10,7 +10,7 @@ import pytest
 from tests.validibot.operations.conftest import SCOPED_TOKEN, TOKEN
 from validibot.operations.models import IdempotencyKey
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.services, pytest.mark.django_db, pytest.mark.timeout(600)]
 
 
 def trigger(client, task="clear_sessions", body="{}", token=TOKEN, **headers):
