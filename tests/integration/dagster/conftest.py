@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
 from tests.support.dagster_stack import DagsterStack
@@ -17,3 +21,26 @@ def celery_stack(postgres_service, redis_service, tmp_path_factory):
         stack.start_worker("default", name="default-worker")
         stack.start_worker("docker", name="docker-worker")
         yield stack
+
+
+@pytest.fixture
+def webhook():
+    """A local alert webhook: ``(url, received)``, every POSTed JSON body in ``received``."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802  (http.server's naming)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
+    finally:
+        server.shutdown()
+        server.server_close()

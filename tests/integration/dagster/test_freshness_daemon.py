@@ -13,7 +13,6 @@ import sys
 
 import pytest
 
-from tests.integration.dagster.test_alerts_daemon import webhook  # noqa: F401  (fixture)
 from tests.support.dagster_stack import DagsterStack
 from tests.support.services import wait_until
 
@@ -53,7 +52,7 @@ def _execute(stack: DagsterStack) -> None:
 def test_the_daemon_judges_late_then_fresh_and_every_view_agrees(
     postgres_service,
     tmp_path,
-    webhook,  # noqa: F811
+    webhook,
 ):
     url, received = webhook
     extra_env = {
