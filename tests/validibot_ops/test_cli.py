@@ -22,6 +22,7 @@ from tests.support.dagster_stack import REPO_ROOT, VENV_BIN
 from tests.support.dev_server import DevServer, bare_env, start_dev
 from tests.support.services import wait_until
 from validibot.tasks.registry import BACKEND_DAGSTER, BUILTIN_TASKS
+from validibot_ops.checks import ALL_CHECKS_SCHEDULE
 
 # What the code location runs and schedules (a GCP-only task is triggered over HTTP instead).
 DAGSTER_TASKS = tuple(t for t in BUILTIN_TASKS if BACKEND_DAGSTER in t.backends)
@@ -97,14 +98,15 @@ def test_dev_serves_one_location_named_validibot_ops(dev):
     assert repo["location"]["name"] == "validibot_ops"
     assert {task.id for task in DAGSTER_TASKS} <= {job["name"] for job in repo["jobs"]}
     schedules = {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]}
-    assert schedules == {task.schedule_name: "RUNNING" for task in DAGSTER_TASKS}
+    expected = {task.schedule_name: "RUNNING" for task in DAGSTER_TASKS}
+    assert schedules == {**expected, ALL_CHECKS_SCHEDULE: "RUNNING"}
     assert "QueuedRunCoordinator" in (dev.root / "home" / "dagster.yaml").read_text()
     log = dev.proc.log()
     assert f"export VALIDIBOT_DAGSTER_URL={dev.url}" in log
     assert "dagster.yaml" not in log.split("export VALIDIBOT_DAGSTER_URL", 1)[1]
 
 
-@pytest.mark.parametrize("task", [t.id for t in DAGSTER_TASKS])
+@pytest.mark.parametrize("task", [t.id for t in DEMOED])
 def test_demo_runs_are_on_each_job_page(dev, task):
     """The job page's Runs tab and the jobs list filter on job name + repository label."""
     query = (
@@ -269,7 +271,8 @@ def test_status_commands_take_the_url_dev_prints(dev):
     # purges, whose last run may well be a `schedule` one by now.
     assert rows["cleanup_callback_receipts"]["last_status"] == "SUCCESS"
     assert rows["cleanup_callback_receipts"]["last_trigger"] == "demo"
-    assert {row["last_trigger"] for row in rows.values()} <= {"demo", "schedule", "cli", "retry"}
+    demoed = {row["last_trigger"] for task, row in rows.items() if task in {t.id for t in DEMOED}}
+    assert demoed <= {"demo", "schedule", "cli", "retry"}
     doctor = dev.run(
         [sys.executable, "manage.py", "doctor", "--skip", "redis", "--skip", "workers", "--json"]
     )
