@@ -8,19 +8,20 @@ For every :class:`~validibot.tasks.outcomes.OutcomeCheck` in a task's registry e
   reports pass, WARN past ``warn_above`` or ERROR past ``error_above``, with the figures
   (``count``, ``oldest_overdue_hours``) as metadata, so the Checks tab plots them. A query that
   fails reports ERROR with the reason; it never fails the step or the code location.
-- a job per task, ``<id>_outcome_checks``, which the sensor ``validibot_outcome_checks_after_runs``
-  requests after each finished run of the task (success or failure; one request per run,
-  keyed by its run id);
+- the same evaluation in each run of the task, right after its command (success or failure):
+  the task's op logs the results (:func:`evaluate_task_checks`), so a run says whether the
+  data is clean without a second run. (Earlier a sensor requested a check run after every
+  task run, which doubled the runs in the queue and on the Runs page.)
 - one job with every check, ``validibot_outcome_checks``, on its own schedule
   (``validibot_outcome_checks_schedule``, hourly), so a task that stopped running is still
-  judged;
+  judged; the Checks tab's **Execute** runs one check on demand;
 - the sensor ``validibot_outcome_check_alerts``: one alert through
   :mod:`validibot_ops.alerts` when a check stops passing, one ``recovered`` when it passes
   again (the sensor cursor remembers which checks are alerted, as the freshness alert sensor does).
 
-The check runs carry ``validibot/outcome-checks`` and never ``validibot/task``: they are not
-runs of the task, so the task's concurrency limit, its freshness and its run-failure
-alerts never see them.
+The hourly check runs carry ``validibot/outcome-checks`` and never ``validibot/task``: they are
+not runs of a task, so the task's concurrency limit, its freshness and its run-failure alerts
+never see them.
 """
 
 # No ``from __future__ import annotations`` here: Dagster reads the check function's
@@ -33,49 +34,34 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecord,
     AssetCheckExecutionRecordStatus,
 )
 
-from validibot.tasks import vocabulary
 from validibot.tasks.outcomes import ERROR, PASS, OutcomeCheck, OutcomeFigure, judge
 from validibot.tasks.registry import DEFAULT_QUEUE, MaintenanceTask
 from validibot_ops.alerts import RECOVERED, Alert, build_channels, deliver, ui_link
-from validibot_ops.ops import task_asset_key
 from validibot_ops.resources import DjangoResource
-from validibot_ops.tags import ASSET_PREFIX, CELERY_QUEUE_TAG, TASK_TAG
+from validibot_ops.tags import ASSET_PREFIX, CELERY_QUEUE_TAG, task_asset_key
 
 CHECKS_TAG = "validibot/outcome-checks"
-"""On every check run: the task whose checks it runs, or ``all``."""
-CHECKED_RUN_TAG = "validibot/checked-run"
-"""On a check run requested after a task's run: that run's id."""
+"""On every run of the checks job (``all``)."""
 ALL_CHECKS_JOB = "validibot_outcome_checks"
 ALL_CHECKS_SCHEDULE = f"{ALL_CHECKS_JOB}_schedule"
 ALL_CHECKS_CRON = "7 * * * *"
 """Hourly, off the hour (the purges run on it)."""
-AFTER_RUNS_SENSOR = "validibot_outcome_checks_after_runs"
 ALERT_SENSOR = "validibot_outcome_check_alerts"
 SENSOR_INTERVAL_SECONDS = 30
 CHECK_FAILED = "check_failed"
 """The alert kind of a check that stopped passing (``status`` is ``WARN`` or ``ERROR``)."""
 MAX_ERROR_LENGTH = 1000
 
-FINISHED_STATUSES = [dg.DagsterRunStatus(name) for name in sorted(vocabulary.FINISHED_STATUSES)]
-
 Clock = Callable[[], datetime]
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def checks_job_name(task_id: str) -> str:
-    """The job that runs the task's checks (requested after each run of the task)."""
-    return f"{task_id}_outcome_checks"
 
 
 def check_key(task: MaintenanceTask, check: OutcomeCheck) -> dg.AssetCheckKey:
@@ -126,6 +112,37 @@ def failed_query_result(exc: BaseException) -> dg.AssetCheckResult:
     )
 
 
+def judge_now(django: DjangoResource, check: OutcomeCheck, now: datetime) -> dg.AssetCheckResult:
+    """The check's verdict now; a query that fails is ERROR with its reason, never raised."""
+    try:
+        figure = query_figure(django, check, now)
+    except Exception as exc:  # noqa: BLE001  (any failure is the check's ERROR, with reason)
+        return failed_query_result(exc)
+    return check_result(check, figure)
+
+
+def evaluate_task_checks(
+    task: MaintenanceTask, django: DjangoResource, clock: Clock = _utc_now
+) -> list[dg.AssetCheckEvaluation]:
+    """The task's checks as evaluations its own op logs after the command: the Checks tab, the
+    alert sensor and ``doctor`` read them exactly as they read a check run's results."""
+    evaluations = []
+    for check in task.outcome_checks:
+        result = judge_now(django, check, clock())
+        evaluations.append(
+            dg.AssetCheckEvaluation(
+                asset_key=task_asset_key(task),
+                check_name=check.name,
+                passed=result.passed,
+                metadata=result.metadata,
+                severity=result.severity,
+                description=result.description,
+                blocking=False,
+            )
+        )
+    return evaluations
+
+
 def build_outcome_check(
     task: MaintenanceTask, check: OutcomeCheck, clock: Clock = _utc_now
 ) -> dg.AssetChecksDefinition:
@@ -140,12 +157,10 @@ def build_outcome_check(
         metadata={"query": check.query, "measure": check.measure, "bounds": check.bounds_text},
     )
     def _check(context: dg.AssetCheckExecutionContext, django: DjangoResource):
-        try:
-            figure = query_figure(django, check, clock())
-        except Exception as exc:  # noqa: BLE001  (any failure is the check's ERROR, with reason)
-            context.log.error(f"{task.id}.{check.name}: {type(exc).__name__}: {exc}")
-            return failed_query_result(exc)
-        return check_result(check, figure)
+        result = judge_now(django, check, clock())
+        if "error" in result.metadata:
+            context.log.error(f"{task.id}.{check.name}: {result.description}")
+        return result
 
     return _check
 
@@ -161,35 +176,20 @@ class OutcomeChecks:
         default_factory=dict
     )
     definitions: list[dg.AssetChecksDefinition] = field(default_factory=list)
-    jobs: dict[str, UnresolvedAssetJobDefinition] = field(default_factory=dict)
 
 
-def _job_tags(scope: str) -> dict[str, str]:
-    return {CHECKS_TAG: scope, CELERY_QUEUE_TAG: DEFAULT_QUEUE}
+_JOB_TAGS = {CHECKS_TAG: "all", CELERY_QUEUE_TAG: DEFAULT_QUEUE}
 
 
 def build_outcome_checks(
-    tasks: Sequence[MaintenanceTask],
-    executor: dg.ExecutorDefinition | None = None,
-    clock: Clock = _utc_now,
+    tasks: Sequence[MaintenanceTask], clock: Clock = _utc_now
 ) -> OutcomeChecks:
-    """One asset check per declared outcome check, and one job per task that has any."""
+    """One asset check per declared outcome check."""
     result = OutcomeChecks()
     for task in tasks:
-        defs = []
         for check in task.outcome_checks:
-            definition = build_outcome_check(task, check, clock)
             result.checks[check_key(task, check)] = (task, check)
-            defs.append(definition)
-        if defs:
-            result.definitions += defs
-            result.jobs[task.id] = dg.define_asset_job(
-                checks_job_name(task.id),
-                selection=dg.AssetSelection.checks(*defs),
-                description=f"The outcome checks of {task.id}: is the data it looks after clean?",
-                tags=_job_tags(task.id),
-                executor_def=executor,
-            )
+            result.definitions.append(build_outcome_check(task, check, clock))
     return result
 
 
@@ -198,16 +198,16 @@ def build_check_definitions(
     executor: dg.ExecutorDefinition | None = None,
     clock: Clock = _utc_now,
 ) -> dg.Definitions:
-    """The checks, their jobs, the hourly schedule and both sensors, to merge into the code
+    """The checks, their hourly job and schedule and the alert sensor, to merge into the code
     location's definitions (``validibot_ops/definitions.py``)."""
-    built = build_outcome_checks(tasks, executor, clock)
+    built = build_outcome_checks(tasks, clock)
     if not built.definitions:
         return dg.Definitions()
     everything = dg.define_asset_job(
         ALL_CHECKS_JOB,
         selection=dg.AssetSelection.checks(*built.definitions),
         description="Every task's outcome checks (hourly, whether or not the tasks ran).",
-        tags=_job_tags("all"),
+        tags=_JOB_TAGS,
         executor_def=executor,
     )
     schedule = dg.ScheduleDefinition(
@@ -220,64 +220,10 @@ def build_check_definitions(
     )
     return dg.Definitions(
         asset_checks=built.definitions,
-        jobs=[everything, *built.jobs.values()],
+        jobs=[everything],
         schedules=[schedule],
-        sensors=[build_after_runs_sensor(built), build_check_alert_sensor(built)],
+        sensors=[build_check_alert_sensor(built)],
     )
-
-
-def build_after_runs_sensor(built: OutcomeChecks) -> dg.SensorDefinition:
-    """Requests ``<id>_outcome_checks`` once for each finished run of a task with checks.
-
-    The cursor is the last finished run's update time; the run key (the task run's id)
-    keeps a run seen twice at the cursor's boundary from being checked twice. The first tick
-    starts from "now": history is not re-checked.
-    """
-    jobs = built.jobs
-
-    @dg.sensor(
-        name=AFTER_RUNS_SENSOR,
-        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        jobs=list(jobs.values()),
-        description="Runs a task's outcome checks after each of its runs ends (success or "
-        "failure).",
-    )
-    def _after_runs(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        since = _cursor_time(context.cursor)
-        if since is None:  # first tick (or an unreadable cursor): history is not re-checked
-            return dg.SensorResult(
-                skip_reason="watching from now", cursor=str(_utc_now().timestamp())
-            )
-        records = context.instance.get_run_records(
-            dg.RunsFilter(statuses=FINISHED_STATUSES, updated_after=since),
-            limit=100,
-            order_by="update_timestamp",
-            ascending=True,
-        )
-        requests = []
-        for record in records:
-            run = record.dagster_run
-            task_id = run.tags.get(TASK_TAG)
-            if task_id in jobs:
-                requests.append(
-                    dg.RunRequest(
-                        run_key=run.run_id,
-                        job_name=checks_job_name(task_id),
-                        tags={CHECKED_RUN_TAG: run.run_id},
-                    )
-                )
-        cursor = max([since.timestamp(), *(r.update_timestamp.timestamp() for r in records)])
-        return dg.SensorResult(run_requests=requests, cursor=str(cursor))
-
-    return _after_runs
-
-
-def _cursor_time(cursor: str | None) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(float(cursor), UTC) if cursor else None
-    except (ValueError, OverflowError, OSError):
-        return None
 
 
 # -- alerts -----------------------------------------------------------------------------------

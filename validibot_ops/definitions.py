@@ -20,11 +20,10 @@ from validibot_ops.freshness import freshness_policies
 from validibot_ops.history_files import build_history_files_sensor
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY, SummaryIOManager
 from validibot_ops.jobs import build_task_job
-from validibot_ops.ops import task_asset_key
 from validibot_ops.resources import DjangoResource
 from validibot_ops.schedules import build_task_schedule
 from validibot_ops.sensors import build_sensors
-from validibot_ops.tags import ASSET_PREFIX
+from validibot_ops.tags import ASSET_PREFIX, task_asset_key
 
 
 def _asset_description(task) -> str:

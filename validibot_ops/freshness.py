@@ -55,9 +55,8 @@ from validibot.tasks.health import GRACE_ENV, grace_intervals_from_env, task_exp
 from validibot.tasks.overrides import load_overrides
 from validibot.tasks.registry import MaintenanceTask
 from validibot_ops.alerts import LATE, RECOVERED, Alert, build_channels, deliver, ui_link
-from validibot_ops.ops import task_asset_key
 from validibot_ops.schedules import effective_schedule
-from validibot_ops.tags import ASSET_PREFIX
+from validibot_ops.tags import ASSET_PREFIX, task_asset_key
 
 FRESHNESS_ALERT_SENSOR_NAME = "validibot_freshness_alerts"
 FRESHNESS_ALERT_INTERVAL_SECONDS = 60

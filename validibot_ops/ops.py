@@ -13,9 +13,10 @@ from dagster._core.errors import DagsterExecutionInterruptedError
 from validibot.tasks.registry import MaintenanceTask
 from validibot.tasks.triggers import trigger_of
 from validibot.tasks.vocabulary import OVER_STATUSES
+from validibot_ops.checks import evaluate_task_checks
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY
 from validibot_ops.resources import DjangoResource
-from validibot_ops.tags import ASSET_PREFIX, CELERY_QUEUE_TAG, TASK_TAG, TRIGGER_TAG
+from validibot_ops.tags import CELERY_QUEUE_TAG, TASK_TAG, TRIGGER_TAG, task_asset_key
 
 
 class TaskRunConfig(dg.Config):
@@ -27,11 +28,6 @@ class TaskRunConfig(dg.Config):
 
     extra_args: list[str] = []
     """Arguments appended after the registry's own, e.g. ``["--batch-size", "50"]``."""
-
-
-def task_asset_key(task: MaintenanceTask) -> dg.AssetKey:
-    """The per-task asset whose materializations plot each run's counts over time."""
-    return dg.AssetKey([ASSET_PREFIX, task.id])
 
 
 def build_retry_policy(task: MaintenanceTask) -> dg.RetryPolicy | None:
@@ -158,6 +154,8 @@ def build_task_op(task: MaintenanceTask) -> dg.OpDefinition:
     - The command gets a stop check (run canceled) and a deadline (run start + hard limit),
       checked between batches.
     - Any other exception (a lost database connection, say) fails the op; retries apply.
+    - Once the command returned (whatever its status), the task's outcome checks are
+      evaluated and logged in this run (:func:`~validibot_ops.checks.evaluate_task_checks`).
     - On success the summary is the op's output, its counts are output metadata, and a real
       (non dry-run) run materializes the task's asset so the UI plots the counts over time.
     """
@@ -190,6 +188,8 @@ def build_task_op(task: MaintenanceTask) -> dg.OpDefinition:
             )
         except TaskFailed as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        # Whatever the command reported, the run says whether the data is clean now.
+        yield from evaluate_task_checks(task, django)
 
         counts = _numeric_counts(summary)
         metadata: dict[str, Any] = {

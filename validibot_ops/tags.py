@@ -3,6 +3,9 @@
 Declared once in :mod:`validibot.tasks.vocabulary`, which the Django side reads too.
 """
 
+import dagster as dg
+
+from validibot.tasks.registry import MaintenanceTask
 from validibot.tasks.vocabulary import (
     ASSET_PREFIX,
     CELERY_QUEUE_TAG,
@@ -21,4 +24,10 @@ __all__ = [
     "OVERRIDE_TAG",
     "TASK_TAG",
     "TRIGGER_TAG",
+    "task_asset_key",
 ]
+
+
+def task_asset_key(task: MaintenanceTask) -> dg.AssetKey:
+    """The per-task asset whose materializations plot each run's counts over time."""
+    return dg.AssetKey([ASSET_PREFIX, task.id])

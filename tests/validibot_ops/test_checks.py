@@ -1,4 +1,5 @@
-"""Outcome checks as Dagster asset checks: generated per task, judged, run after runs, alerting.
+"""Outcome checks as Dagster asset checks: generated per task, judged, run in each task run,
+alerting.
 
 Real Dagster instances (``instance_for_test``), real runs (``execute_in_process``), real sensor
 ticks (``build_sensor_context``) and real rows (factories). Only the clock the checks read is
@@ -53,26 +54,24 @@ def test_every_task_has_its_declared_checks_on_its_asset(task: MaintenanceTask):
     graph = REPO.asset_graph
     declared = {dg.AssetCheckKey(task_asset_key(task), c.name) for c in task.outcome_checks}
     assert declared <= set(graph.asset_check_keys)
-    job = DEFS.resolve_job_def(checks.checks_job_name(task.id))
-    assert job.tags[checks.CHECKS_TAG] == task.id
-    assert TASK_TAG not in job.tags, "a check run must never count as a run of the task"
-    assert set(job.asset_layer.asset_graph.asset_check_keys) >= declared
     everything = DEFS.resolve_job_def(checks.ALL_CHECKS_JOB)
     assert declared <= set(everything.asset_layer.asset_graph.asset_check_keys)
+    assert everything.tags[checks.CHECKS_TAG] == "all"
+    assert TASK_TAG not in everything.tags, "a check run must never count as a run of the task"
 
 
-def test_the_checks_have_their_schedule_and_sensors_running_by_default():
+def test_the_checks_have_their_schedule_and_sensor_running_by_default():
     schedule = DEFS.resolve_schedule_def(checks.ALL_CHECKS_SCHEDULE)
     assert schedule.job_name == checks.ALL_CHECKS_JOB
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    for name in (checks.AFTER_RUNS_SENSOR, checks.ALERT_SENSOR):
-        assert DEFS.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+    sensor = DEFS.resolve_sensor_def(checks.ALERT_SENSOR)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_a_disabled_task_keeps_its_checks():
     task = replace(get_task("purge_expired_submissions"), enabled=False)
     built = checks.build_outcome_checks([task])
-    assert set(built.jobs) == {task.id}
+    assert set(built.checks) == {checks.check_key(task, c) for c in task.outcome_checks}
 
 
 def test_a_bad_check_declaration_names_the_entry():
@@ -125,7 +124,8 @@ def _check_defs(tasks, clock) -> dg.Definitions:
 
 
 def _run_checks(defs, task, instance) -> list[dg.AssetCheckEvaluation]:
-    job = defs.resolve_job_def(checks.checks_job_name(task.id))
+    """The hourly job, in a definitions object that holds ``task`` alone."""
+    job = defs.resolve_job_def(checks.ALL_CHECKS_JOB)
     result = job.execute_in_process(instance=instance, run_config=QUIET)
     assert result.success, "a check's verdict never fails its step"
     return result.get_asset_check_evaluations()
@@ -202,7 +202,7 @@ def test_a_disabled_purge_with_expired_rows_turns_warn_then_error_alerts_once_th
             instance=instance, run_config=QUIET
         )
         assert purge.success
-        [ok] = _run_checks(defs, task, instance)
+        [ok] = purge.get_asset_check_evaluations()  # judged in the purge's own run
         assert ok.passed
         assert ok.metadata["count"] == dg.MetadataValue.int(0)
         assert "cleared 1" in alert_sensor.tick().skip_message
@@ -241,30 +241,27 @@ def test_a_failing_query_reports_error_with_the_reason(query, reason, delivered)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_each_finished_run_of_a_task_requests_its_checks_once():
+def test_each_run_of_a_task_judges_its_checks_in_the_run_itself_success_or_failure():
+    """No second run: the task's op logs its checks' verdicts after the command, also when
+    the command failed, and the latest execution of each check is that run's."""
     noop = replace(TEST_TASKS[0], outcome_checks=get_task("clear_sessions").outcome_checks)
-    failing = replace(TEST_TASKS[2], outcome_checks=noop.outcome_checks)
+    failing = replace(TEST_TASKS[2], outcome_checks=noop.outcome_checks, max_retries=0)
     register(noop)
     register(failing)
     defs = build_definitions()
     with dg.instance_for_test() as instance:
-        sensor = Ticker(defs.resolve_sensor_def(checks.AFTER_RUNS_SENSOR), instance, defs)
-        assert sensor.tick().run_requests == []  # starts watching: history is not re-checked
-        runs = [
-            defs.resolve_job_def(t.id).execute_in_process(
+        for task in (noop, failing):
+            run = defs.resolve_job_def(task.id).execute_in_process(
                 instance=instance, run_config=QUIET, raise_on_error=False
             )
-            for t in (noop, failing)
-        ]
-        checked = _run_checks(defs, noop, instance)  # a check run is not a task's run
-        assert len(checked) == 1
-        requests = sensor.tick().run_requests
-        assert [(r.job_name, r.run_key) for r in requests] == [
-            (checks.checks_job_name(t.id), run.run_id)
-            for t, run in zip((noop, failing), runs, strict=True)
-        ]
-        assert requests[0].tags[checks.CHECKED_RUN_TAG] == runs[0].run_id
-        assert sensor.tick().run_requests == []
+            assert run.success is (task is noop)
+            [evaluation] = run.get_asset_check_evaluations()
+            assert evaluation.passed, evaluation.description
+            assert evaluation.check_name == "expired_rows_kept"
+            key = checks.check_key(task, task.outcome_checks[0])
+            latest = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])
+            assert latest[key].run_id == run.run_id
+        assert instance.get_runs_count(dg.RunsFilter(tags={checks.CHECKS_TAG: "all"})) == 0
 
 
 def test_the_operations_guide_lists_every_check_as_declared():
@@ -296,7 +293,7 @@ def test_a_check_run_that_ended_without_a_result_alerts_error(delivered):
     )  # fmt: skip
     defs = _check_defs([task], Clock())
     with dg.instance_for_test() as instance:
-        job = defs.resolve_job_def(checks.checks_job_name(task.id))
+        job = defs.resolve_job_def(checks.ALL_CHECKS_JOB)
         result = job.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False)
         assert not result.success
         assert result.get_asset_check_evaluations() == []

@@ -93,7 +93,7 @@ def test_both_sensors_are_generated_and_running_by_default(sensor_defs):
         "validibot_maintenance",
         "validibot_history_files",  # the sweep of deleted runs' files: tested with the prune
         "validibot_failure_policy",  # validibot_ops/policies.py
-    }  # the outcome checks' sensors: test_checks.py
+    }  # the outcome checks' alert sensor: test_checks.py
     for sensor in by_name.values():
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert by_name[sensors.RUN_FAILURE_SENSOR_NAME].minimum_interval_seconds <= 30
