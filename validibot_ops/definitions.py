@@ -4,7 +4,7 @@ Loading this module reads the registry (and the incident overrides file, if any)
 Dagster objects; it never sets Django up or touches a database.
 
     dagster dev -m validibot_ops.definitions
-    dagster api grpc -m validibot_ops.definitions -h 0.0.0.0 -p 4000
+    dagster code-server start -m validibot_ops.definitions -h 0.0.0.0 -p 4000
 """
 
 from __future__ import annotations

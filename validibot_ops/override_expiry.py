@@ -18,7 +18,8 @@ happens soon after an expiry instead of at the next deploy.
    reason. Without a webserver URL, the skip reason says a reload (or restart) is due.
 
 A code server started with ``dagster api grpc`` cannot re-import its code on reload (Dagster
-logs a warning and keeps the old definitions); use ``dagster code-server start`` or restart it.
+logs a warning and keeps the old definitions); compose runs ``dagster code-server start``,
+which can.
 """
 
 from __future__ import annotations

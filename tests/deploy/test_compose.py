@@ -189,6 +189,13 @@ def test_workers_serve_every_queue_the_registry_routes_to(app_services):
     assert served == {"default", "docker"}
 
 
+def test_the_code_server_re_imports_its_code_on_a_reload(services):
+    """An expired incident override drops out at the next load, which the override-expiry
+    sensor asks for with a reload: only ``dagster code-server start`` re-imports then
+    (``dagster api grpc`` keeps the old definitions). The compose test reloads for real."""
+    assert argv(services["code-server"]["command"])[:3] == ["dagster", "code-server", "start"]
+
+
 def test_code_server_and_workers_share_one_image_and_the_env_file(services, app_services):
     runs_project_code = {"code-server", "dagster-daemon", "dagster-webserver", "web"}
     runs_project_code |= {n for n in services if n.startswith("worker-")}

@@ -536,6 +536,54 @@ def test_a_schedule_tick_fires_and_its_run_succeeds(stack: Stack):
         assert run["status"] == "SUCCESS", stack.events_text(run["runId"])
 
 
+def _cron_of(stack: Stack, schedule: str) -> str:
+    data = stack.gql(
+        """query($selector: ScheduleSelector!) { scheduleOrError(scheduleSelector: $selector) {
+             __typename ... on Schedule { cronSchedule } ... on PythonError { message } } }""",
+        selector={
+            "repositoryLocationName": LOCATION,
+            "repositoryName": REPOSITORY,
+            "scheduleName": schedule,
+        },
+    )
+    return data["scheduleOrError"].get("cronSchedule") or ""
+
+
+def _reload(stack: Stack) -> None:
+    data = stack.gql(
+        """mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) {
+             __typename ... on WorkspaceLocationEntry { loadStatus } } }""",
+        name=LOCATION,
+    )
+    assert data["reloadRepositoryLocation"]["__typename"] == "WorkspaceLocationEntry", data
+
+
+def test_a_reload_re_imports_the_code_server_so_a_removed_override_stops_applying(
+    stack: Stack,
+):
+    """What the override-expiry sensor relies on (docs/operations.md, "Expiring overrides"):
+    the webserver's reload makes the code server load the overrides file again. With
+    ``dagster api grpc`` it would keep the old definitions; ``code-server start`` reloads."""
+    task = get_task(TICK_TASK)
+    path = stack.directory / "overrides.json"
+    original = path.read_text()
+    assert _cron_of(stack, task.schedule_name) == "* * * * *"
+    # Written in place (same inode): the container's single-file bind mount sees it.
+    path.write_text(json.dumps({k: v for k, v in json.loads(original).items() if k != TICK_TASK}))
+    try:
+        with stack.step("code-server", "dagster-webserver"):
+            _reload(stack)
+            poll(
+                f"{task.schedule_name} back on the registry's cron after the reload",
+                lambda: _cron_of(stack, task.schedule_name) == task.cron,
+                HTTP_TIMEOUT_S,
+                2,
+            )
+    finally:
+        path.write_text(original)
+        _reload(stack)
+
+
 def test_celery_executor_mode_through_the_documented_switch(stack: Stack):
     """VALIDIBOT_RUN_MODE=celery-executor on the processes that choose how runs execute (the
     code server builds the jobs, the daemon launches them); steps run on worker-default."""
