@@ -342,8 +342,11 @@ def test_launcher_env_vars_are_set_wherever_the_daemon_runs():
     """DockerRunLauncher fails a launch when an env_vars name is unset in the daemon's env."""
     launcher = load_yaml(LAUNCHER_INSTANCE)["run_launcher"]["config"]
     available = {name for name, is_set in env_example().items() if is_set} | dockerfile_env()
+    available |= set(load_yaml(LAUNCHER_OVERLAY)["services"]["dagster-daemon"]["environment"])
     names = [entry for entry in launcher["env_vars"] if "=" not in entry]
     assert not [n for n in names if n not in available]
+    # The run container loads the job itself: with the daemon's run mode, not its default.
+    assert {"VALIDIBOT_RUN_MODE", "VALIDIBOT_EXECUTOR"} <= set(names)
 
 
 # --- image ------------------------------------------------------------------------------------
