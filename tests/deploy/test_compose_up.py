@@ -19,10 +19,10 @@ What runs (docs/deploy.md "The compose end-to-end test" describes the same steps
 Nothing is mocked: every service is the real program in the real image. On a failure the
 logs of the failing step's services (and of every unhealthy one) are printed.
 
-Runtime (whole module, measured 2026-12-02 on this machine, 2 cores shared with other sessions
-at load 15-35): warm (stand-ins cached, image rebuilt after a code change) 1326 s, of which
-180 s images, 869 s `up --wait` and 277 s for the checks and `down -v`; cold adds about 540 s
-(mmdebstrap, parallel) and 290 s (image build). bench/README.md has the breakdown.
+Runtime (whole module, 2026-12-02, this machine, 2 cores): 242 s warm on a quiet host
+(images 4 s, ``up --wait`` 61 s, checks and ``down -v`` 177 s); 1326 s warm at load 15-35
+from other sessions; a cold cache adds about 540 s (mmdebstrap, parallel) and 290 s (image
+build) under that load. bench/README.md has the breakdown.
 """
 
 from __future__ import annotations
