@@ -75,6 +75,8 @@ def base_env() -> dict[str, str]:
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
         "CELERY_WORKER_CONCURRENCY": "1",
+        # The compose overlay sets both on the daemon; the launcher copies them into the run.
+        "VALIDIBOT_RUN_MODE": "warm",
         "VALIDIBOT_EXECUTOR": "in_process",
         "DAGSTER_PG_HOST": PG_HOST,
         "DAGSTER_PG_PORT": str(PG_PORT),
@@ -96,7 +98,6 @@ def write_instance(dagster_home: Path) -> dict:
     launcher.pop("network")
     launcher["image"] = HOST_PYTHON_IMAGE
     launcher["env_vars"] += [
-        "VALIDIBOT_EXECUTOR",
         f"DAGSTER_HOME={dagster_home}",
         f"PATH={VENV_BIN}:/usr/bin:/bin",
         "HOME=/tmp",
