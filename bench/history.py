@@ -208,7 +208,10 @@ def simulate(days: int, retention: int, runs_per_day: int, every: int, root: Pat
     results = []
     try:
         for day in range(days):
-            created = now - timedelta(days=days - day)
+            # Mid-day: the prune's cutoff is real "now" minus whole days, and real time moves
+            # on by seconds to minutes while the bench runs; runs written at a day's edge
+            # would fall on either side of the cutoff depending on the machine's speed.
+            created = now - timedelta(days=days - day, hours=12)
             for inst in (pruned, kept):
                 inst.write_day(tasks, created, runs_per_day, day)
             # "now" is the end of the simulated day: shift the retention by the days to come.
