@@ -110,7 +110,7 @@ def run_every_job(instance: dg.DagsterInstance) -> list[DemoRun]:
     # One per task Dagster schedules: a gcp-only task has a job (for its HTTP trigger) but is
     # not part of this deployment's maintenance.
     # A task whose command needs the webserver is left out: the demo runs without one.
-    scheduled = {t.id for t in get_tasks_for_backend(BACKEND_DAGSTER) if not t.needs_webserver}
+    scheduled = {t.id for t in get_tasks_for_backend(BACKEND_DAGSTER)} - set(left_out())
     rows = []
     with local_repository(instance) as (location, repository):
         for job in sorted(repository.get_all_jobs(), key=lambda j: j.name):
