@@ -73,3 +73,39 @@ def test_the_task_package_imports_neither_django_nor_dagster_on_a_clean_interpre
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", f"validibot.tasks pulled in {result.stdout.strip()}"
+
+
+def _loops_around_a_transaction(path: Path) -> list[int]:
+    """Line numbers of ``for``/``while`` loops whose body opens ``transaction.atomic``."""
+
+    def opens_atomic(node: ast.AST) -> bool:
+        return any(
+            isinstance(inner, ast.With)
+            and any(
+                isinstance(item.context_expr, ast.Call)
+                and ast.unparse(item.context_expr.func).endswith("atomic")
+                for item in inner.items
+            )
+            for inner in ast.walk(node)
+        )
+
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.For | ast.While) and opens_atomic(node)
+    ]
+
+
+def test_every_batch_loop_is_the_shared_one():
+    """A command's batches go through ``validibot.core.batches.run_in_batches`` (one
+    transaction per batch, the stop check between batches); a hand-written loop that commits
+    batch after batch skips the stop check, so it is refused here."""
+    shared = PACKAGE / "core" / "batches.py"
+    loops = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != shared and "migrations" not in path.parts
+        for line in _loops_around_a_transaction(path)
+    ]
+    assert not loops, "batch loops outside run_in_batches:\n" + "\n".join(loops)

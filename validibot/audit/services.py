@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -73,20 +73,18 @@ def archive_and_delete_chunk(cutoff: datetime, size: int, backend: ArchiveBacken
         return archive_and_delete(entries, backend) if entries else 0
 
 
-def sweep_orphaned_actors(cutoff: datetime, size: int) -> Iterator[int]:
-    """Delete orphaned actors in chunks, yielding each chunk's count."""
-    while True:
-        with transaction.atomic():
-            pks = list(
-                orphaned_actors(cutoff)
-                .select_for_update(skip_locked=True, of=("self",))
-                .order_by("pk")
-                .values_list("pk", flat=True)[:size]
-            )
-            if not pks:
-                return
-            # Re-checked in the DELETE: an entry may have been written for one meanwhile.
-            deleted, _ = orphaned_actors(cutoff).filter(pk__in=pks).delete()
-        if not deleted:
-            return
-        yield deleted
+def claim_orphaned_actors(cutoff: datetime, size: int) -> list[int]:
+    """Lock up to ``size`` orphaned actors (inside the batch's transaction); their pks."""
+    return list(
+        orphaned_actors(cutoff)
+        .select_for_update(skip_locked=True, of=("self",))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:size]
+    )
+
+
+def delete_orphaned_actors(cutoff: datetime, pks: Sequence[int]) -> int:
+    """Delete the claimed actors that are still orphaned; how many went."""
+    # Re-checked in the DELETE: an entry may have been written for one meanwhile.
+    deleted, _ = orphaned_actors(cutoff).filter(pk__in=pks).delete()
+    return deleted

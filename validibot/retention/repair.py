@@ -15,17 +15,18 @@ the purge loops that follow only ever read ``expires_at``:
 A deadline that exists and is not DO_NOT_STORE is never moved: it may have been set on
 purpose, and moving it later would keep content longer than promised. Non-terminal runs are
 never touched (their rows stay busy). Every pass works in chunks of ``CHUNK``, one
-transaction each, and a dry run only counts.
+transaction each, through the shared batch loop (so a stop request is honoured between
+chunks, as in the purges), and a dry run only counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet, Subquery
 
+from validibot.core.batches import StopCheck, never, run_in_batches
 from validibot.core.maintenance import MaintenanceCommand
 from validibot.retention.models import PurgeRetry
 from validibot.submissions.models import RetentionPolicy, Submission
@@ -66,7 +67,7 @@ def outputs_to_repair() -> QuerySet:
     )
 
 
-def repair_output_deadlines(dry_run: bool = False) -> int:
+def repair_output_deadlines(dry_run: bool = False, should_stop: StopCheck = never) -> int:
     """Set each output's expiry from its run's end; return how many were (or would be) set."""
     if dry_run:
         return outputs_to_repair().count()
@@ -76,6 +77,7 @@ def repair_output_deadlines(dry_run: bool = False) -> int:
         ),
         ValidationOutput,
         lambda ended, policy: ended + output_lifetime(policy),
+        should_stop,
     )
 
 
@@ -100,7 +102,7 @@ def submissions_to_repair() -> QuerySet:
     )
 
 
-def repair_submission_deadlines(dry_run: bool = False) -> int:
+def repair_submission_deadlines(dry_run: bool = False, should_stop: StopCheck = never) -> int:
     """Recompute deadlines from the latest terminal run; return how many were (or would be)."""
     if dry_run:
         return submissions_to_repair().count()
@@ -108,24 +110,33 @@ def repair_submission_deadlines(dry_run: bool = False) -> int:
         submissions_to_repair().values_list("pk", "latest_end", "retention_policy"),
         Submission,
         lambda ended, policy: ended + RetentionPolicy(policy).lifetime,
+        should_stop,
     )
 
 
 def _in_chunks(
-    rows: QuerySet, model: type[Model], deadline: Callable[[datetime, str], datetime]
+    rows: QuerySet,
+    model: type[Model],
+    deadline: Callable[[datetime, str], datetime],
+    should_stop: StopCheck,
 ) -> int:
     """Write ``expires_at = deadline(end, policy)`` chunk by chunk until no row qualifies."""
-    total = 0
-    while True:
-        with transaction.atomic():
-            chunk = list(rows.order_by("pk")[:CHUNK])
-            if not chunk:
-                return total
-            model._default_manager.bulk_update(
-                [model(pk=pk, expires_at=deadline(ended, policy)) for pk, ended, policy in chunk],
-                ["expires_at"],
-            )
-        total += len(chunk)
+    done: list[int] = []
+
+    def apply(chunk: Sequence[tuple]) -> None:
+        model._default_manager.bulk_update(
+            [model(pk=pk, expires_at=deadline(ended, policy)) for pk, ended, policy in chunk],
+            ["expires_at"],
+        )
+
+    run_in_batches(
+        lambda size: list(rows.order_by("pk")[:size]),
+        apply,
+        batch_size=CHUNK,
+        should_stop=should_stop,
+        report=lambda _number, chunk, _result: done.append(len(chunk)),
+    )
+    return sum(done)
 
 
 def submissions_missing_a_retry(now: datetime) -> QuerySet:
@@ -143,23 +154,30 @@ def submissions_missing_a_retry(now: datetime) -> QuerySet:
     )
 
 
-def ensure_do_not_store_retries(now: datetime, dry_run: bool = False) -> int:
+def ensure_do_not_store_retries(
+    now: datetime, dry_run: bool = False, should_stop: StopCheck = never
+) -> int:
     """Create the missing retry rows (due now); return how many were (or would be) created."""
     missing = submissions_missing_a_retry(now)
     if dry_run:
         return missing.count()
-    total = 0
-    while True:
-        with transaction.atomic():
-            pks = list(missing.order_by("pk").values_list("pk", flat=True)[:CHUNK])
-            if not pks:
-                return total
-            # ignore_conflicts: a concurrent run may create the same row (unique per submission).
-            PurgeRetry.objects.bulk_create(
-                [
-                    PurgeRetry(submission_id=pk, attempts=0, next_retry_at=now, last_error="")
-                    for pk in pks
-                ],
-                ignore_conflicts=True,
-            )
-        total += len(pks)
+    done: list[int] = []
+
+    def create(pks: Sequence[int]) -> None:
+        # ignore_conflicts: a concurrent run may create the same row (unique per submission).
+        PurgeRetry.objects.bulk_create(
+            [
+                PurgeRetry(submission_id=pk, attempts=0, next_retry_at=now, last_error="")
+                for pk in pks
+            ],
+            ignore_conflicts=True,
+        )
+
+    run_in_batches(
+        lambda size: list(missing.order_by("pk").values_list("pk", flat=True)[:size]),
+        create,
+        batch_size=CHUNK,
+        should_stop=should_stop,
+        report=lambda _number, pks, _result: done.append(len(pks)),
+    )
+    return sum(done)

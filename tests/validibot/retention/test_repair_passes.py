@@ -153,3 +153,27 @@ def test_retry_rows_are_unique_per_submission():
     with pytest.raises(IntegrityError), transaction.atomic():
         PurgeRetryFactory(submission=retry.submission)
     assert PurgeRetry.objects.filter(submission=retry.submission).count() == 1
+
+
+def test_repair_passes_use_the_shared_batch_loop_and_stop_between_chunks(monkeypatch):
+    """A stop request between two chunks leaves the first chunk committed and the rest alone
+    (the repair passes run before the purges inside the same stoppable command)."""
+    from validibot.core.batches import StopRequested
+    from validibot.retention import repair
+
+    monkeypatch.setattr(repair, "CHUNK", 2)
+    outputs = [
+        ValidationOutputFactory(run=ended_run(8 * 24 * 60 * MINUTE), expires_at=None)
+        for _ in range(5)
+    ]
+    asked = []
+
+    def stop_after_first_chunk() -> str | None:
+        asked.append(1)
+        return "run canceled" if len(asked) > 1 else None
+
+    with pytest.raises(StopRequested, match="run canceled"):
+        repair.repair_output_deadlines(should_stop=stop_after_first_chunk)
+
+    repaired = [fresh(output).expires_at is not None for output in outputs]
+    assert repaired.count(True) == 2, repaired

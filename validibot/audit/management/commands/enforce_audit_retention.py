@@ -15,9 +15,10 @@ from validibot.audit.models import AuditLogEntry
 from validibot.audit.services import (
     archive_and_delete,
     claim_expired,
+    claim_orphaned_actors,
+    delete_orphaned_actors,
     expired_entries,
     orphaned_actors,
-    sweep_orphaned_actors,
 )
 from validibot.core.maintenance import MaintenanceCommand, count_limited, positive_int
 
@@ -87,8 +88,7 @@ class Command(MaintenanceCommand):
             self._dry_run(cutoff, options["limit"])
             return
         self._archive_and_delete(cutoff, options["limit"])
-        for swept in sweep_orphaned_actors(cutoff, self.batch_size):
-            self.counts["actors_swept"] += swept
+        self._sweep_actors(cutoff)
         self.progress(f"swept {self.counts['actors_swept']} orphaned actor(s)")
 
     def _dry_run(self, cutoff: datetime, limit: int | None) -> None:
@@ -112,6 +112,22 @@ class Command(MaintenanceCommand):
         self.run_in_batches(
             claim, lambda entries: archive_and_delete(entries, self.backend), self._report_chunk
         )
+
+    def _sweep_actors(self, cutoff: datetime) -> None:
+        deleted: list[int] = []
+
+        def claim(size: int) -> list[int]:
+            # A chunk whose actors all gained an entry meanwhile ends the sweep (no spinning).
+            return [] if deleted and not deleted[-1] else claim_orphaned_actors(cutoff, size)
+
+        def apply(pks: Sequence[int]) -> int:
+            deleted.append(delete_orphaned_actors(cutoff, pks))
+            return deleted[-1]
+
+        self.run_in_batches(claim, apply, self._report_sweep)
+
+    def _report_sweep(self, number: int, pks: Sequence[int], swept: int) -> None:
+        self.counts["actors_swept"] += swept
 
     def _report_chunk(self, number: int, entries: Sequence[AuditLogEntry], done: int) -> None:
         self.counts["chunks"] = number

@@ -24,7 +24,11 @@ class Command(MaintenanceCommand):
         return settings.VALIDIBOT_PURGE_RETRY_BATCH_SIZE
 
     def perform(self, options: dict[str, Any]) -> None:
-        report(self, "missing do-not-store retr(y/ies)", ensure_retries(self.now, self.dry_run))
+        report(
+            self,
+            "missing do-not-store retr(y/ies)",
+            ensure_retries(self.now, self.dry_run, self.should_stop),
+        )
         if self.dry_run:
             due = count_limited(due_retries(self.now), self.dry_run_limit())
             self.counts["succeeded"] = due

@@ -18,6 +18,8 @@ class Command(PurgeCommand):
 
     def perform(self, options: dict[str, Any]) -> None:
         report(
-            self, "output deadline(s) from their run's end", repair_output_deadlines(self.dry_run)
+            self,
+            "output deadline(s) from their run's end",
+            repair_output_deadlines(self.dry_run, self.should_stop),
         )
         super().perform(options)

@@ -20,6 +20,6 @@ class Command(PurgeCommand):
         report(
             self,
             "submission deadline(s) from the latest terminal run",
-            repair_submission_deadlines(self.dry_run),
+            repair_submission_deadlines(self.dry_run, self.should_stop),
         )
         super().perform(options)
