@@ -19,12 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_LOCAL_HOME = REPO_ROOT / ".dagster_home"
-LOCAL_INSTANCE_YAML = REPO_ROOT / "dagster.yaml"
-"""The local instance config (SQLite, queued runs, one per task); production's is deploy/."""
-LOCAL_WORKSPACE = REPO_ROOT / "workspace.local.yaml"
-"""The one code location, ``validibot_ops``, as dev, the demo and the stock CLI load it."""
+from validibot_ops.paths import DEFAULT_LOCAL_HOME, LOCAL_INSTANCE_YAML, LOCAL_WORKSPACE
+
 DEFAULT_DEV_HOST, DEFAULT_DEV_PORT = "127.0.0.1", 3000
 STOP_GRACE_SECONDS = 10.0
 """After SIGTERM/SIGINT, how long `dagster dev` gets to stop its tree before it is killed."""

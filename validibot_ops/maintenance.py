@@ -148,7 +148,7 @@ def cmd_maintenance(args: Any) -> int:
     from datetime import UTC
     from pathlib import Path
 
-    from validibot_ops.cli import DEFAULT_LOCAL_HOME
+    from validibot_ops.paths import DEFAULT_LOCAL_HOME
     from validibot_ops.schedule_state import DEFAULT_WORKSPACE, ScheduleStateError
 
     if not os.environ.get("DAGSTER_HOME") and DEFAULT_LOCAL_HOME.is_dir():

@@ -109,3 +109,58 @@ def test_every_batch_loop_is_the_shared_one():
         for line in _loops_around_a_transaction(path)
     ]
     assert not loops, "batch loops outside run_in_batches:\n" + "\n".join(loops)
+
+
+def _runtime_imports(path: Path, modules: set[str]) -> set[str]:
+    """Product modules ``path`` imports at run time, function-local ones included (imports
+    under ``if TYPE_CHECKING:`` are annotations only and never run)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for inner in ast.walk(node)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name in modules)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.update({node.module} & modules)
+            found.update({f"{node.module}.{a.name}" for a in node.names} & modules)
+    return found
+
+
+def _product_modules() -> dict[str, Path]:
+    modules = {}
+    for package in (PACKAGE, PACKAGE.parent / "validibot_ops"):
+        for path in package.rglob("*.py"):
+            if "migrations" not in path.parts:
+                parts = path.relative_to(package.parent).with_suffix("").parts
+                modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def _cycle_through(start: str, graph: dict[str, set[str]]) -> list[str] | None:
+    """One import path from ``start`` back to itself, or ``None``."""
+    stack, seen = [(start, [start])], set()
+    while stack:
+        module, path = stack.pop()
+        for other in sorted(graph[module]):
+            if other == start:
+                return [*path, start]
+            if other not in seen:
+                seen.add(other)
+                stack.append((other, [*path, other]))
+    return None
+
+
+def test_no_import_cycles_in_the_product_not_even_function_local_ones():
+    """A cycle hidden behind an import inside a function still ties two modules together;
+    both packages, ``validibot`` and ``validibot_ops``, are checked."""
+    modules = _product_modules()
+    graph = {name: _runtime_imports(path, set(modules)) - {name} for name, path in modules.items()}
+    cycles = {" -> ".join(c) for name in graph if (c := _cycle_through(name, graph))}
+    assert not cycles, "import cycles:\n" + "\n".join(sorted(cycles))

@@ -23,9 +23,10 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from validibot.operations import maintenance
 from validibot.operations.models import MaintenanceMode
 from validibot_ops import maintenance_sensor
-from validibot_ops.cli import REPO_ROOT, main
+from validibot_ops.cli import main
 from validibot_ops.maintenance import snapshot, turn_off, turn_on
 from validibot_ops.maintenance_sensor import build_maintenance_sensor
+from validibot_ops.paths import REPO_ROOT
 from validibot_ops.resources import DjangoResource
 from validibot_ops.schedule_state import InstanceSchedules
 

@@ -43,8 +43,8 @@ from validibot.core.batches import (
 )
 from validibot.core.locks import task_lock
 from validibot.core.settings_check import task_setting_errors
-from validibot.tasks.policies import overlap_allowed
-from validibot.tasks.registry import get_task
+from validibot.tasks.policies import OVERLAP_ALLOW
+from validibot.tasks.registry import RegistryError, get_task
 
 SUMMARY_KEYS = ("task", "status", "dry_run", "counts", "duration_s")
 BUSY_REASON = "another execution of this task holds its lock"
@@ -210,7 +210,7 @@ class MaintenanceCommand(BaseCommand):
     def _execution_lock(self) -> contextlib.AbstractContextManager[bool]:
         """The task's lock for a real run; a dry run changes nothing and takes none, and
         neither does a task whose registry entry allows overlapping runs (``allow``)."""
-        if self.dry_run or overlap_allowed(self.summary_name()):
+        if self.dry_run or _overlap_allowed(self.summary_name()):
             return contextlib.nullcontext(True)
         return task_lock(self.summary_name())
 
@@ -330,3 +330,15 @@ def count_limited(queryset: QuerySet, limit: int | None) -> int:
 def delete_in_batches(command: MaintenanceCommand, queryset: QuerySet, count_name: str) -> None:
     """Deprecated: use ``command.delete_in_batches(queryset, count_name)``."""
     command.delete_in_batches(queryset, count_name)
+
+
+def _overlap_allowed(task_id: str) -> bool:
+    """Whether the registry lets runs of ``task_id`` overlap (``allow``: no per-task lock).
+
+    A command that is no registry task (or a registry that cannot load) keeps the lock.
+    """
+    try:
+        task = get_task(task_id)
+    except RegistryError:
+        return False
+    return task is not None and task.overlap_policy == OVERLAP_ALLOW

@@ -51,20 +51,6 @@ PRIVACY_LEVELS: tuple[tuple[int, str], ...] = ((2, "WARNING"), (4, "ERROR"), (8,
 past the last step a CRITICAL alert repeats at every doubling (16, 32, ...)."""
 
 
-def overlap_allowed(task_id: str) -> bool:
-    """Whether the registry lets runs of ``task_id`` overlap (``allow``: no per-task lock).
-
-    A command that is no registry task (or a registry that cannot load) keeps the lock.
-    """
-    from validibot.tasks.registry import RegistryError, get_task
-
-    try:
-        task = get_task(task_id)
-    except RegistryError:
-        return False
-    return task is not None and task.overlap_policy == OVERLAP_ALLOW
-
-
 def overlap_problem(policy: object) -> str | None:
     if policy not in OVERLAP_POLICIES:
         return f"overlap_policy {policy!r} must be one of {', '.join(OVERLAP_POLICIES)}"
