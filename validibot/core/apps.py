@@ -4,7 +4,7 @@ from django.apps import AppConfig
 
 
 class CoreConfig(AppConfig):
-    """Core app: registry, base command, idempotency keys, periodic emails, containers."""
+    """The shared base: command base, batch loop, locks, settings checks, ``clear_sessions``."""
 
     name = "validibot.core"
     label = "core"

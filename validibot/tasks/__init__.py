@@ -1,1 +1,2 @@
-"""Scheduled-task registry and the plain callables that run registry tasks."""
+"""The task registry and what is computed from it alone (overrides, fire times, health, sync
+plan, policies); it imports neither Django nor Dagster."""

@@ -2,7 +2,7 @@
 
 Dagster 1.13's scheduler (``dagster._utils.schedules.cron_string_iterator``, which the daemon
 reads ticks from) treats a local time named by a cron that a clock change removes or repeats
-like this (tests/validibot/tasks/test_dst.py checks every rule against Dagster itself):
+like this (tests/validibot_ops/test_dst_preview.py checks every rule against Dagster itself):
 
 * **Every-hour crons** (hour field ``*``, e.g. ``0 * * * *``, ``*/5 * * * *``): a time that does
   not exist (spring forward) is *skipped*; a time that occurs twice (fall back) runs *twice*, once
