@@ -1,4 +1,5 @@
-"""Check, when the code location loads, that every task's management command exists.
+"""Check, when the code location loads, that every task's management command exists, and
+that every upstream-shaped task's Celery task name is carried by a registered Celery task.
 
 Without ``django.setup()`` (definitions must load without a database): the settings module
 is only read for ``INSTALLED_APPS``, and each app's ``management/commands/<name>.py`` is looked
@@ -11,6 +12,7 @@ import importlib.util
 import os
 from collections.abc import Iterable
 
+from validibot.core.celery_tasks import missing_task_problems
 from validibot.tasks.registry import MaintenanceTask, RegistryError
 from validibot_ops.resources import DEFAULT_SETTINGS_MODULE
 
@@ -47,12 +49,17 @@ def check_commands(tasks: Iterable[MaintenanceTask]) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS_MODULE)
     from django.conf import settings
 
-    found = available_commands(settings.INSTALLED_APPS, {t.command for t in tasks})
-    missing = [t for t in tasks if t.command not in found]
-    if missing:
-        details = "; ".join(
-            f"task {t.id!r}: management command {t.command!r} not found in INSTALLED_APPS "
-            f"({os.environ['DJANGO_SETTINGS_MODULE']})"
-            for t in missing
-        )
-        raise RegistryError(details)
+    commanded = [t for t in tasks if t.command]
+    found = available_commands(settings.INSTALLED_APPS, {t.command for t in commanded})
+    problems = [
+        f"task {t.id!r}: management command {t.command!r} not found in INSTALLED_APPS "
+        f"({os.environ['DJANGO_SETTINGS_MODULE']})"
+        for t in commanded
+        if t.command not in found
+    ]
+    problems += missing_task_problems(
+        {t.label: t.celery_task for t in tasks if not t.command},
+        [_app_module(app) for app in settings.INSTALLED_APPS],
+    )
+    if problems:
+        raise RegistryError("; ".join(problems))

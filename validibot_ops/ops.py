@@ -144,6 +144,13 @@ def _record_trigger(context: dg.OpExecutionContext) -> None:
         context.instance.add_run_tags(context.run_id, {TRIGGER_TAG: resolved})
 
 
+def _what_runs(task: MaintenanceTask) -> str:
+    """``manage.py <command>``, or the Celery task an upstream-shaped entry names."""
+    if task.command:
+        return f"manage.py {task.command}"
+    return f"Celery task {task.celery_task} in-process"
+
+
 def build_task_op(task: MaintenanceTask) -> dg.OpDefinition:
     """One op, named after the task, that runs its command and reports the JSON summary.
 
@@ -162,7 +169,7 @@ def build_task_op(task: MaintenanceTask) -> dg.OpDefinition:
 
     @dg.op(
         name=task.id,
-        description=f"{task.name}: runs `manage.py {task.command}`. {task.description}".strip(),
+        description=f"{task.name}: runs {_what_runs(task)}. {task.description}".strip(),
         retry_policy=build_retry_policy(task),
         tags={CELERY_QUEUE_TAG: task.queue, TASK_TAG: task.id},
         out=dg.Out(dict, io_manager_key=SUMMARY_IO_MANAGER_KEY),
@@ -174,9 +181,7 @@ def build_task_op(task: MaintenanceTask) -> dg.OpDefinition:
         _record_trigger(context)
         args = (["--dry-run"] if config.dry_run else []) + list(config.extra_args)
         log = context.log
-        context.log.info(
-            f"running manage.py {task.command} {' '.join([*task.args, *args])}".rstrip()
-        )
+        context.log.info(f"running {_what_runs(task)} {' '.join([*task.args, *args])}".rstrip())
         try:
             summary = django.run_command(
                 task,

@@ -30,7 +30,7 @@ from tests.support.services import PG_HOST, PG_PORT, PG_USER, REDIS_HOST, REDIS_
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-TEST_TASK_MODULE = "tests.support.testapp.tasks"
+TEST_TASK_MODULE = "tests.support.testapp.registered"
 
 
 def _admin_connect(port: int = PG_PORT):

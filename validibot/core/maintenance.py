@@ -210,7 +210,7 @@ class MaintenanceCommand(BaseCommand):
     def _execution_lock(self) -> contextlib.AbstractContextManager[bool]:
         """The task's lock for a real run; a dry run changes nothing and takes none, and
         neither does a task whose registry entry allows overlapping runs (``allow``)."""
-        if self.dry_run or _overlap_allowed(self.summary_name()):
+        if self.dry_run or overlap_allowed(self.summary_name()):
             return contextlib.nullcontext(True)
         return task_lock(self.summary_name())
 
@@ -332,7 +332,7 @@ def delete_in_batches(command: MaintenanceCommand, queryset: QuerySet, count_nam
     command.delete_in_batches(queryset, count_name)
 
 
-def _overlap_allowed(task_id: str) -> bool:
+def overlap_allowed(task_id: str) -> bool:
     """Whether the registry lets runs of ``task_id`` overlap (``allow``: no per-task lock).
 
     A command that is no registry task (or a registry that cannot load) keeps the lock.

@@ -1,9 +1,11 @@
-"""Plain callables that run one registry task in-process and return its JSON summary.
+"""Run one registry task in-process and return its JSON summary: its management command, or
+(for a task registered in upstream's shape) its Celery task's function.
 
-No Dagster and no Celery here: the Dagster op, the tests and a Django shell all call these.
+No Dagster here: the Dagster op, the tests and upstream's Celery tasks
+(``validibot.core.tasks.scheduled_tasks``, the per-task callables of a Django shell) call it.
 
-    >>> from validibot.core.runner import purge_expired_submissions
-    >>> purge_expired_submissions()["status"]
+    >>> from validibot.core.runner import run_task_command
+    >>> run_task_command("purge_expired_submissions")["status"]
     'completed'
 
 Requires Django to be set up (the Dagster resource does it; tests and shells already have).
@@ -11,20 +13,21 @@ Requires Django to be set up (the Dagster resource does it; tests and shells alr
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import io
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import InterfaceError, OperationalError
 
 from validibot.core.batches import StopCheck, stop_control
-from validibot.core.maintenance import parse_summary
-from validibot.tasks.registry import (
-    BUILTIN_TASKS,
-    MaintenanceTask,
-    get_task,
-)
+from validibot.core.locks import task_lock
+from validibot.core.maintenance import BUSY_REASON, overlap_allowed, parse_summary
+from validibot.tasks.registry import MaintenanceTask, get_task
 
 
 class LineStream(io.TextIOBase):
@@ -82,9 +85,13 @@ def run_task_command(
     :class:`TaskFailed` naming the task.
     """
     definition = _resolve(task)
+    if not definition.command:
+        return run_celery_task(
+            definition, extra_args, on_stdout, should_stop=should_stop, deadline=deadline
+        )
     stdout, stderr = LineStream(on_stdout), LineStream(on_stderr)
     try:
-        with stop_control(should_stop=should_stop, deadline=deadline):
+        with _stop_control(should_stop, deadline):
             call_command(
                 definition.command, *definition.args, *extra_args, stdout=stdout, stderr=stderr
             )
@@ -102,6 +109,113 @@ def run_task_command(
     return summary
 
 
+def _stop_control(
+    should_stop: StopCheck | None, deadline: float | None
+) -> contextlib.AbstractContextManager[object]:
+    """The caller's stop check and deadline; with neither, the enclosing ones stay in force
+    (an upstream-shaped task's function may call a built-in, which calls this again)."""
+    if should_stop is None and deadline is None:
+        return contextlib.nullcontext()
+    return stop_control(should_stop=should_stop, deadline=deadline)
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+"""What upstream's Celery wrappers retry (a lost database, a network blip): raised as they are,
+so the registry's retry policy applies. Anything else fails the run without retries."""
+
+
+def run_celery_task(
+    definition: MaintenanceTask,
+    extra_args: Sequence[str] = (),
+    on_stdout: Callable[[str], None] | None = None,
+    *,
+    should_stop: StopCheck | None = None,
+    deadline: float | None = None,
+) -> dict[str, Any]:
+    """Run an upstream-shaped task: call its Celery task's function in-process.
+
+    The task is found by its registered name (:mod:`validibot.core.celery_tasks`). A real run
+    holds the task's lock (unless its overlap policy is ``allow``), as a command does; the
+    stop check and deadline are in force, so a maintenance command the function calls stops
+    between batches. The function's dict is the summary; when its ``output`` ends with a
+    command's JSON summary line, that summary's status and counts are the run's. Returns
+    ``status: busy`` when the lock is taken. Raises :class:`TaskFailed` (no retries) for
+    arguments it cannot take, an unknown name, an exception that is not transient or a
+    status other than ``completed``/``stopped``/``busy``; transient errors propagate.
+    """
+    dry_run = list(extra_args) == ["--dry-run"]
+    label = f"task {definition.label!r} (Celery task {definition.celery_task})"
+    if extra_args and not dry_run:
+        raise TaskFailed(f"{label} takes no command-line arguments, got {list(extra_args)}")
+    function = _celery_function(definition, label)
+    kwargs = {"dry_run": True} if dry_run else {}
+    if dry_run and "dry_run" not in inspect.signature(function.run).parameters:
+        raise TaskFailed(f"{label} has no dry_run parameter: a dry run cannot be asked of it")
+    started = time.monotonic()
+    lock = (
+        contextlib.nullcontext(True)
+        if dry_run or overlap_allowed(definition.id)
+        else (task_lock(definition.id))
+    )
+    with lock as acquired, _stop_control(should_stop, deadline):
+        if not acquired:
+            return {"task": definition.id, "status": "busy", "reason": BUSY_REASON}
+        try:
+            result = function(**kwargs)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001  (named and re-raised as the run's failure)
+            raise TaskFailed(f"{label} raised {type(exc).__name__}: {exc}") from exc
+    return _celery_summary(definition, result, label, dry_run, started, on_stdout)
+
+
+def _celery_function(definition: MaintenanceTask, label: str) -> Any:
+    from django.apps import apps
+
+    from validibot.core.celery_tasks import find_task, import_task_modules
+
+    import_task_modules(config.name for config in apps.get_app_configs())
+    function = find_task(definition.celery_task)
+    if function is None:
+        raise TaskFailed(f"{label}: no registered Celery task has that name")
+    return function
+
+
+def _celery_summary(
+    definition: MaintenanceTask,
+    result: object,
+    label: str,
+    dry_run: bool,
+    started: float,
+    on_stdout: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    if not isinstance(result, dict) or not isinstance(result.get("status"), str):
+        raise TaskFailed(f"{label} returned {result!r:.200}, not a dict with a 'status'")
+    output = result.get("output") if isinstance(result.get("output"), str) else ""
+    for line in output.splitlines():
+        if on_stdout is not None:
+            on_stdout(line)
+    inner = parse_summary(output) or {}
+    status = inner.get("status") or result["status"]
+    if status not in {"completed", "stopped", "busy"}:
+        detail = result.get("error") or inner.get("error") or ""
+        raise TaskFailed(f"{label} returned status {status!r}{': ' if detail else ''}{detail}")
+    return {
+        "task": definition.id,
+        "dry_run": dry_run,
+        "duration_s": round(time.monotonic() - started, 3),
+        **{k: v for k, v in result.items() if k != "output"},
+        **inner,
+        "status": status,
+    }
+
+
 def _resolve(task: MaintenanceTask | str) -> MaintenanceTask:
     if isinstance(task, MaintenanceTask):
         return task
@@ -109,29 +223,3 @@ def _resolve(task: MaintenanceTask | str) -> MaintenanceTask:
     if definition is None:
         raise KeyError(f"no scheduled task with id {task!r}")
     return definition
-
-
-def _make_callable(task_id: str) -> Callable[..., dict[str, Any]]:
-    def run(*extra_args: str) -> dict[str, Any]:
-        return run_task_command(task_id, extra_args)
-
-    run.__name__ = run.__qualname__ = task_id
-    run.__doc__ = f"Run the {task_id!r} scheduled task now and return its summary."
-    return run
-
-
-# One module-level callable per built-in task (downstream tasks: use run_task_command).
-purge_expired_submissions = _make_callable("purge_expired_submissions")
-purge_expired_outputs = _make_callable("purge_expired_outputs")
-process_purge_retries = _make_callable("process_purge_retries")
-cleanup_stuck_runs = _make_callable("cleanup_stuck_runs")
-verify_validator_deployments = _make_callable("verify_validator_deployments")
-cleanup_orphaned_containers = _make_callable("cleanup_orphaned_containers")
-cleanup_idempotency_keys = _make_callable("cleanup_idempotency_keys")
-cleanup_callback_receipts = _make_callable("cleanup_callback_receipts")
-clear_sessions = _make_callable("clear_sessions")
-send_periodic_emails = _make_callable("send_periodic_emails")
-enforce_audit_retention = _make_callable("enforce_audit_retention")
-prune_dagster_history = _make_callable("prune_dagster_history")
-
-BUILTIN_CALLABLES = {task.id: globals()[task.id] for task in BUILTIN_TASKS}

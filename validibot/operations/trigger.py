@@ -1,5 +1,8 @@
 """Authenticated HTTP trigger: ``POST /api/v1/scheduled/<task-id>/`` launches the task's job.
 
+``<task-id>`` is the task id or upstream's kebab id (``clear-sessions`` is ``clear_sessions``:
+:func:`~validibot.tasks.registry.task_id_for`), so upstream's endpoints keep working.
+
 External schedulers (Cloud Scheduler, EventBridge, cron + curl) call this; the run goes
 through the Dagster webserver's GraphQL API tagged ``validibot/trigger=http``, so every
 trigger path shares one run history and the one-run-per-task limit.
@@ -64,6 +67,7 @@ from validibot.tasks.registry import (
     MaintenanceTask,
     get_task,
     get_tasks,
+    task_id_for,
 )
 from validibot.tasks.vocabulary import IDEMPOTENCY_TAG, TASK_TAG, TRIGGER_TAG
 
@@ -149,7 +153,10 @@ def _matches(presented: bytes, expected: str) -> bool:
 def authenticate(request: HttpRequest, task_id: str) -> None:
     """Accept the global token for any task, a scoped token only for its own task."""
     global_token: str = settings.VALIDIBOT_TRIGGER_TOKEN or ""
-    scoped: dict[str, str] = dict(settings.VALIDIBOT_TRIGGER_TASK_TOKENS or {})
+    scoped = {
+        task_id_for(scope): token
+        for scope, token in dict(settings.VALIDIBOT_TRIGGER_TASK_TOKENS or {}).items()
+    }
     if not global_token and not any(scoped.values()):
         raise Rejected(503, "trigger disabled: no token configured")
     presented = _presented_token(request).encode()
@@ -477,7 +484,7 @@ def trigger_scheduled_task(request: HttpRequest, task_id: str) -> JsonResponse:
         return JsonResponse(
             {"error": "method not allowed: use POST"}, status=405, headers={"Allow": "POST"}
         )
-    return _guarded(_trigger, request, task_id=task_id)
+    return _guarded(_trigger, request, task_id=task_id_for(task_id))
 
 
 def _run_status(request: HttpRequest, task_id: str, run_id: str) -> JsonResponse:
@@ -514,4 +521,4 @@ def scheduled_task_run(request: HttpRequest, task_id: str, run_id: str) -> JsonR
         return JsonResponse(
             {"error": "method not allowed: use GET"}, status=405, headers={"Allow": "GET"}
         )
-    return _guarded(_run_status, request, task_id=task_id, run_id=run_id)
+    return _guarded(_run_status, request, task_id=task_id_for(task_id), run_id=run_id)

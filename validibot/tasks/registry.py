@@ -21,7 +21,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from importlib.metadata import entry_points
 from itertools import islice
@@ -36,10 +36,16 @@ from validibot.tasks.policies import OVERLAP_SKIP, policy_problems
 
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 """Ids become Dagster job names, which allow only ``[A-Za-z0-9_]``; we also require snake_case."""
+CELERY_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 BACKEND_DAGSTER = "dagster"
 BACKEND_GCP = "gcp"
+BACKEND_AWS = "aws"
 ALL_BACKENDS: frozenset[str] = frozenset({BACKEND_DAGSTER, BACKEND_GCP})
+"""What a task has unless it says otherwise: a Dagster schedule and a Cloud Scheduler job."""
+KNOWN_BACKENDS: frozenset[str] = ALL_BACKENDS | {BACKEND_AWS}
+"""``aws`` is upstream's word for EventBridge, not yet implemented upstream or here: an
+aws-only task has a job (the HTTP trigger can launch it) and no schedule."""
 
 DEFAULT_QUEUE = "default"
 DOCKER_QUEUE = "docker"
@@ -132,7 +138,8 @@ class MaintenanceTask:
         id: snake_case identifier; it is also the Dagster job and op name, and the schedule is
             ``<id>_schedule``.
         name: human-readable name shown in the UI.
-        command: the Django management command that does the work.
+        command: the Django management command that does the work; empty for a task that
+            names only a ``celery_task`` (upstream's shape), whose function then runs instead.
         cron: five-field cron expression, evaluated in ``timezone``.
         description: what the task does, for operators.
         args: default command-line arguments passed to ``command``.
@@ -157,6 +164,12 @@ class MaintenanceTask:
         pause_after_failures: stop the schedule after this many consecutive failed runs;
             ``None`` (default) never pauses.
         privacy: the task deletes personal data: never paused, alerts with rising severity.
+        celery_task: the registered name of the Celery task that does the same work
+            (upstream's ``validibot.<id>``, see ``validibot.core.tasks.scheduled_tasks``). With
+            no ``command`` the op runs that task's function in-process.
+        upstream: the upstream-shaped definition this task was registered from, if any
+            (``validibot.core.tasks.registry.ScheduledAdminTaskDefinition``); it is what
+            upstream's accessors return for it.
         needs_webserver: the command talks to Dagster's webserver (``VALIDIBOT_DAGSTER_URL``),
             so the offline demo (``scripts/demo``, no webserver) leaves it out and says so.
         See :mod:`validibot.tasks.policies`.
@@ -183,11 +196,20 @@ class MaintenanceTask:
     pause_after_failures: int | None = None
     privacy: bool = False
     needs_webserver: bool = False
+    celery_task: str = ""
+    upstream: object = field(default=None, compare=False, repr=False)
 
     @property
     def api_path(self) -> str:
-        """Path of the authenticated HTTP trigger for this task."""
-        return f"/api/v1/scheduled/{self.id}/"
+        """Path of the authenticated HTTP trigger for this task (its upstream endpoint, with
+        the kebab id, when it was registered in upstream's shape; the trigger answers both)."""
+        endpoint = getattr(self.upstream, "api_endpoint", "")
+        return endpoint or f"/api/v1/scheduled/{self.id}/"
+
+    @property
+    def label(self) -> str:
+        """The id its author wrote: the upstream id it was registered with, else the id."""
+        return getattr(self.upstream, "id", "") or self.id
 
     @property
     def count_names(self) -> tuple[str, ...]:
@@ -201,8 +223,12 @@ class MaintenanceTask:
 
     def validate(self) -> None:
         """Raise :class:`RegistryError` naming this entry if any field is unusable."""
-        for problem in _problems(self):
-            raise RegistryError(f"scheduled task {self.id!r}: {problem}")
+        for problem in self.problems():
+            raise RegistryError(f"scheduled task {self.label!r}: {problem}")
+
+    def problems(self) -> list[str]:
+        """What is wrong with this entry (empty when it is usable)."""
+        return list(_problems(self))
 
     def warnings(self, cron: str | None = None) -> list[str]:
         """What is legal but likely unintended about this entry (never an error), each naming
@@ -235,8 +261,17 @@ def iter_fire_times(cron: str, timezone: str, after: datetime) -> Iterator[datet
 def _problems(task: MaintenanceTask) -> Iterable[str]:
     if not isinstance(task.id, str) or not ID_PATTERN.match(task.id):
         yield "id must match ^[a-z][a-z0-9_]*$ (it becomes a Dagster job name)"
-    if not task.name or not task.command:
-        yield "name and command are required"
+    if not task.name:
+        yield "name is required"
+    if not task.command and not task.celery_task:
+        yield "a command or a celery_task is required"
+    if task.celery_task and not (
+        isinstance(task.celery_task, str) and CELERY_NAME_PATTERN.match(task.celery_task)
+    ):
+        yield (
+            f"celery_task {task.celery_task!r} is not a Celery task name "
+            "(dotted identifiers, e.g. 'validibot.purge_expired_submissions')"
+        )
     if not isinstance(task.cron, str) or len(task.cron.split()) != 5:
         yield f"cron {task.cron!r} must have five fields"
     elif not croniter.is_valid(task.cron):
@@ -245,8 +280,8 @@ def _problems(task: MaintenanceTask) -> Iterable[str]:
         ZoneInfo(task.timezone)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         yield f"timezone {task.timezone!r} is not a known IANA timezone"
-    if not set(task.backends) <= ALL_BACKENDS or not task.backends:
-        yield f"backends {sorted(task.backends)} must be a non-empty subset of {sorted(ALL_BACKENDS)}"  # noqa: E501
+    if not set(task.backends) <= KNOWN_BACKENDS or not task.backends:
+        yield f"backends {sorted(task.backends)} must be a non-empty subset of {sorted(KNOWN_BACKENDS)}"  # noqa: E501
     if not isinstance(task.args, tuple) or not all(isinstance(a, str) for a in task.args):
         yield "args must be a tuple of strings"
     if not isinstance(task.count_descriptions, tuple) or not all(
@@ -283,7 +318,7 @@ PURGE_COUNTS: tuple[tuple[str, str], ...] = (
 )
 """What both purges count (submissions and outputs share one purge command)."""
 
-BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
+_BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
     MaintenanceTask(
         id="purge_expired_submissions",
         name="Purge expired submissions",
@@ -532,9 +567,30 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
     ),
 )
 
+BUILTIN_TASKS: tuple[MaintenanceTask, ...] = tuple(
+    replace(task, celery_task=f"validibot.{task.id}") for task in _BUILTIN_TASKS
+)
+"""The built-ins, each naming its Celery task as upstream does (``validibot.<id>``, defined in
+``validibot.core.tasks.scheduled_tasks``); their op runs the command, never the Celery task."""
+
+
+def task_id_for(external_id: str) -> str:
+    """The one rule from an upstream id to a task id (and Dagster job name): hyphens become
+    underscores, so ``purge-expired-submissions`` is ``purge_expired_submissions``."""
+    return external_id.replace("-", "_")
+
+
+def external_id_of(task: MaintenanceTask) -> str:
+    """The id upstream's accessors show: the one it was registered with, else the kebab form."""
+    return getattr(task.upstream, "id", "") or task.id.replace("_", "-")
+
+
 _lock = threading.RLock()
 _registered: dict[str, MaintenanceTask] = {}
 _plugins_loaded = False
+_loading_plugins = False
+_plugin_ids: set[str] = set()
+"""Ids the plugin loader registered, until ``AppConfig.ready()`` registers them again."""
 _warned: set[str] = set()
 
 
@@ -550,11 +606,24 @@ def register(task: MaintenanceTask) -> None:
     task.validate()
     with _lock:
         existing = _registered.get(task.id) or _builtin_by_id().get(task.id)
+        if existing is not None and existing.label != task.label:
+            raise RegistryError(
+                f"scheduled task ids {existing.label!r} and {task.label!r} "
+                f"both become the job name {task.id!r}; rename one"
+            )
         if existing == task:
             return
         if existing is not None:
             raise ValueError(f"scheduled task id {task.id!r} is already registered")
         _registered[task.id] = task
+        if _loading_plugins:
+            _plugin_ids.add(task.id)
+
+
+def find_registered(task_id: str) -> MaintenanceTask | None:
+    """The built-in or registered task with this id, without loading plugin modules."""
+    with _lock:
+        return _registered.get(task_id) or _builtin_by_id().get(task_id)
 
 
 def _builtin_by_id() -> dict[str, MaintenanceTask]:
@@ -562,22 +631,56 @@ def _builtin_by_id() -> dict[str, MaintenanceTask]:
 
 
 def _load_plugins() -> None:
-    """Import the modules that register downstream tasks (entry points, then the env var)."""
-    global _plugins_loaded
+    """Load the plugins that register downstream tasks (entry points, then the env var).
+
+    A plugin is a module (registering at import) or ``module:function`` (called once loaded),
+    so one ``register_tasks()`` can serve both ``AppConfig.ready()`` and the entry point.
+    """
+    global _plugins_loaded, _loading_plugins
     with _lock:
         if _plugins_loaded:
             return
         _plugins_loaded = True
-        names = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
-        names += [n.strip() for n in os.environ.get(TASK_MODULES_ENV, "").split(",") if n.strip()]
-        for name in names:
-            try:
-                importlib.import_module(name)
-            except ImportError as exc:
-                raise RegistryError(
-                    f"cannot import scheduled-task module {name!r} "
-                    f"(from {ENTRY_POINT_GROUP} or {TASK_MODULES_ENV}): {exc}"
-                ) from exc
+        specs = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
+        specs += [n.strip() for n in os.environ.get(TASK_MODULES_ENV, "").split(",") if n.strip()]
+        _loading_plugins = True
+        try:
+            for spec in specs:
+                _load_plugin(spec)
+        finally:
+            _loading_plugins = False
+
+
+def _load_plugin(spec: str) -> None:
+    module_name, _, attribute = spec.partition(":")
+    where = f"(from {ENTRY_POINT_GROUP} or {TASK_MODULES_ENV})"
+    try:
+        module = importlib.import_module(module_name.strip())
+    except ImportError as exc:
+        raise RegistryError(f"cannot import scheduled-task module {spec!r} {where}: {exc}") from exc
+    if attribute:
+        function = getattr(module, attribute.strip(), None)
+        if not callable(function):
+            raise RegistryError(
+                f"scheduled-task plugin {spec!r} {where}: no function {attribute!r}"
+            )
+        function()
+
+
+def reached_twice(task_id: str) -> bool:
+    """Whether an identical registration of ``task_id`` is the same plugin reached a second
+    way (once by the plugin loader, once by ``AppConfig.ready()``), which is harmless.
+
+    True while the loader runs, or once for an id the loader registered; a third identical
+    registration (or two outside the loader) is a real duplicate.
+    """
+    with _lock:
+        if _loading_plugins:
+            return True
+        if task_id in _plugin_ids:
+            _plugin_ids.discard(task_id)
+            return True
+        return False
 
 
 def get_tasks() -> tuple[MaintenanceTask, ...]:
@@ -622,14 +725,5 @@ def reset_registry_for_tests() -> None:
     global _plugins_loaded
     with _lock:
         _registered.clear()
+        _plugin_ids.clear()
         _plugins_loaded = False
-
-
-# Deprecated names, kept for downstream code written against earlier releases.
-ScheduledAdminTaskDefinition = MaintenanceTask
-SCHEDULED_ADMIN_TASKS = BUILTIN_TASKS
-register_scheduled_admin_task = register
-get_all_admin_tasks = get_tasks
-get_enabled_admin_tasks = get_enabled_tasks
-get_admin_task_by_id = get_task
-get_admin_tasks_for_backend = get_tasks_for_backend

@@ -19,7 +19,7 @@ __all__ = ["MANUAL", "TRIGGERS", "TRIGGER_TAG", "trigger_of"]
 MANUAL = "manual"
 """The job-level default: a run launched without saying where from."""
 
-TRIGGERS = ("schedule", "ui", "cli", "graphql", "http", "demo", "retry")
+TRIGGERS = ("schedule", "ui", "cli", "graphql", "http", "shell", "demo", "retry")
 
 # Dagster's own tags (dagster._core.storage.tags), copied so this module imports nothing.
 FROM_UI_TAG = "dagster/from_ui"

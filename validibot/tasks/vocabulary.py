@@ -15,8 +15,9 @@ EXCLUSIVE_TAG = "validibot/exclusive"
 ``allow``); dagster.yaml's tag concurrency limit counts it, 1 run per value at a time."""
 
 TRIGGER_TAG = "validibot/trigger"
-"""Which surface started the run: schedule, ui, cli, graphql, http, demo, retry (jobs default it
-to ``manual``; the op records the resolved value: validibot.tasks.triggers)."""
+"""Which surface started the run: schedule, ui, cli, graphql, http, shell (a Celery task's
+``.delay()``), demo, retry (jobs default it to ``manual``; the op records the resolved value:
+validibot.tasks.triggers)."""
 
 OVERRIDE_TAG = "validibot/override"
 """Set on schedules whose cron or enabled state comes from the incident overrides file."""

@@ -1,7 +1,7 @@
 """Every test-only registry entry, as data: importing this registers nothing.
 
 Tests that only need the definitions import them from here; ``tasks.py`` registers them (what
-``VALIDIBOT_TASK_MODULES=tests.support.testapp.tasks`` loads in Dagster processes).
+``VALIDIBOT_TASK_MODULES=tests.support.testapp.registered`` loads in Dagster processes).
 """
 
 from validibot.tasks.registry import MaintenanceTask

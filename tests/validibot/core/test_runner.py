@@ -1,4 +1,4 @@
-"""run_task_command and the per-task callables: summaries, extra args, failures."""
+"""run_task_command: summaries, extra args, failures."""
 
 from __future__ import annotations
 
@@ -9,26 +9,17 @@ import pytest
 
 from tests.factories import SubmissionFactory, ValidationRunFactory
 from tests.validibot.conftest import NOW
-from validibot.core import runner as scheduled_tasks
 from validibot.core.runner import TaskFailed, run_task_command
 from validibot.notifications.periodic_emails import register_periodic_email_handler
-from validibot.tasks.registry import get_tasks
 from validibot.validations.models import RunStatus, ValidationRun
 
 pytestmark = pytest.mark.django_db
 
 
-def test_one_callable_per_registry_entry():
-    assert set(scheduled_tasks.BUILTIN_CALLABLES) == {t.id for t in get_tasks()}
-    for task_id, function in scheduled_tasks.BUILTIN_CALLABLES.items():
-        assert function.__name__ == task_id
-        assert getattr(scheduled_tasks, task_id) is function
-
-
-def test_callable_runs_the_command_and_returns_its_summary():
+def test_runs_the_command_and_returns_its_summary():
     submission = SubmissionFactory(expires_at=NOW - timedelta(hours=1))
 
-    result = scheduled_tasks.purge_expired_submissions()
+    result = run_task_command("purge_expired_submissions")
 
     assert result["status"] == "completed"
     assert result["counts"]["purged"] == 1
@@ -36,10 +27,10 @@ def test_callable_runs_the_command_and_returns_its_summary():
     assert submission.content_purged_at == NOW
 
 
-def test_callable_passes_extra_arguments():
+def test_passes_extra_arguments():
     run = ValidationRunFactory(status=RunStatus.RUNNING, started_at=NOW - timedelta(hours=2))
 
-    result = scheduled_tasks.cleanup_stuck_runs("--dry-run", "--timeout-minutes=60")
+    result = run_task_command("cleanup_stuck_runs", ["--dry-run", "--timeout-minutes=60"])
 
     assert (result["dry_run"], result["counts"]) == (True, {"timed_out": 1})
     assert ValidationRun.objects.get(pk=run.pk).status == RunStatus.RUNNING
@@ -49,7 +40,7 @@ def test_bad_arguments_raise_task_failed_naming_the_task():
     run = ValidationRunFactory(status=RunStatus.RUNNING, started_at=NOW - timedelta(hours=2))
 
     with pytest.raises(TaskFailed, match=r"'cleanup_stuck_runs' \(cleanup_stuck_runs\).*"):
-        scheduled_tasks.cleanup_stuck_runs("--timeout-minutes=0")
+        run_task_command("cleanup_stuck_runs", ["--timeout-minutes=0"])
 
     assert ValidationRun.objects.get(pk=run.pk).status == RunStatus.RUNNING
 

@@ -5,6 +5,11 @@
     manage.py sync_schedules --check            # exit 1 with the diff when anything drifted
     manage.py sync_schedules --url http://dagster:3000
     manage.py sync_schedules --backend=gcp --base-url https://validibot.example.com
+    manage.py sync_schedules --list [--format json] # every task, in upstream's shape
+
+Upstream's flags work too: ``--backend celery`` reconciles the Dagster schedules (Dagster
+replaces Celery Beat here), ``--backend aws`` is refused (not supported), and ``--list`` /
+``--format json`` print every registered task with upstream's fields.
 
 The Dagster backend talks to the webserver's GraphQL API (``--url``, default
 ``VALIDIBOT_DAGSTER_URL``). ``validibot-ops sync-schedules`` does the same on the Dagster
@@ -15,6 +20,7 @@ scheduler could not be read or changed.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any
 
@@ -37,6 +43,12 @@ from validibot.tasks.sync_plan import (
     apply_plan,
     plan_schedules,
 )
+from validibot.tasks.upstream_shape import (
+    Backend,
+    ScheduledAdminTaskDefinition,
+    get_admin_tasks_for_backend,
+    get_all_admin_tasks,
+)
 from validibot.tasks.vocabulary import TASK_TAG
 
 TOKEN_PLACEHOLDER = "Bearer ${VALIDIBOT_TRIGGER_TOKEN}"  # noqa: S105  (a placeholder, no secret)
@@ -50,7 +62,23 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--backend", choices=[BACKEND_DAGSTER, BACKEND_GCP], default="dagster")
+        parser.add_argument(
+            "--backend",
+            choices=[BACKEND_DAGSTER, Backend.CELERY.value, BACKEND_GCP, Backend.AWS.value],
+            help="dagster (default; celery is upstream's name for it), gcp, or aws (refused: "
+            "not supported)",
+        )
+        parser.add_argument(
+            "--list",
+            action="store_true",
+            help="list every registered task (of --backend, if given) and change nothing",
+        )
+        parser.add_argument(
+            "--format",
+            choices=["text", "json"],
+            default="text",
+            help="--list output: text (id and name) or json (upstream's fields)",
+        )
         parser.add_argument("--url", help="Dagster webserver URL (default VALIDIBOT_DAGSTER_URL)")
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
@@ -63,7 +91,23 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["backend"] == BACKEND_GCP:
+        backend = options["backend"]
+        if backend == Backend.AWS:
+            raise CommandError(
+                "--backend aws is not supported: EventBridge schedules are not implemented "
+                "(nor upstream); use --backend gcp's jobs as a model, or call the HTTP trigger",
+                returncode=2,
+            )
+        if options["format"] != "text" and not options["list"]:
+            raise CommandError("--format applies to --list only")
+        if options["list"]:
+            self.list_tasks(backend, options["format"])
+            return
+        if backend == Backend.CELERY:
+            self.stdout.write(
+                "--backend celery: Dagster replaces Celery Beat here; syncing the Dagster schedules"
+            )
+        if backend == BACKEND_GCP:
             self.stdout.write(json.dumps(self.gcp_jobs(options["base_url"]), indent=2))
             return
         if not (options["check"] or options["dry_run"]):
@@ -76,6 +120,15 @@ class Command(BaseCommand):
                 raise CommandError("schedules drifted from the registry (see above)", returncode=1)
             return
         self.apply(client, plan)
+
+    def list_tasks(self, backend: str | None, output: str) -> None:
+        wanted = Backend.CELERY if backend in {None, BACKEND_DAGSTER} else Backend(backend)
+        tasks = get_all_admin_tasks() if backend is None else get_admin_tasks_for_backend(wanted)
+        if output == "json":
+            self.stdout.write(json.dumps([upstream_fields(task) for task in tasks], indent=2))
+            return
+        for task in tasks:
+            self.stdout.write(f"{task.id:<32} {task.name}")
 
     def refuse_in_maintenance(self) -> None:
         """A sync would restart what maintenance mode paused; `maintenance off` restores."""
@@ -133,6 +186,13 @@ class Command(BaseCommand):
                 "https://... or set VALIDIBOT_TRIGGER_BASE_URL"
             )
         return [gcp_job(task, base) for task in get_tasks_for_backend(BACKEND_GCP)]
+
+
+def upstream_fields(task: ScheduledAdminTaskDefinition) -> dict[str, Any]:
+    """One task as upstream's ``--list --format=json`` prints it (backends as their values)."""
+    fields = dataclasses.asdict(task)
+    fields["backends"] = [backend.value for backend in task.backends]
+    return fields
 
 
 def gcp_job(task: MaintenanceTask, base_url: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Test-only registry entries, loaded with VALIDIBOT_TASK_MODULES=tests.support.testapp.tasks.
+"""Test-only registry entries, loaded with VALIDIBOT_TASK_MODULES=tests.support.testapp.registered.
 
 The test Django settings install this app, so these commands exist wherever a test points a
 Dagster process (worker, daemon, CLI) at ``config.settings.test``. Importing this module
