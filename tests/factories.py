@@ -23,6 +23,7 @@ from validibot.validations.models import (
     RunStatus,
     ValidationOutput,
     ValidationRun,
+    ValidationRunContinuation,
 )
 
 
@@ -52,6 +53,20 @@ class ValidationRunFactory(factory.django.DjangoModelFactory):
 
     submission = factory.SubFactory(SubmissionFactory)
     status = RunStatus.SUCCEEDED
+
+
+class ValidationRunContinuationFactory(factory.django.DjangoModelFactory):
+    """The open continuation of a running run whose callback just arrived (not dispatched)."""
+
+    class Meta:
+        model = ValidationRunContinuation
+
+    run = factory.SubFactory(
+        ValidationRunFactory,
+        status=RunStatus.RUNNING,
+        started_at=factory.LazyFunction(lambda: timezone.now() - timedelta(minutes=5)),
+    )
+    callback_received_at = factory.LazyFunction(timezone.now)
 
 
 class ValidationOutputFactory(factory.django.DjangoModelFactory):

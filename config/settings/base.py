@@ -102,6 +102,19 @@ VALIDIBOT_PURGE_RETRY_MAX_SECONDS = _checked.env("VALIDIBOT_PURGE_RETRY_MAX_SECO
 # How long a validator may take (upstream's name and default, 60 min). cleanup_stuck_runs uses
 # it when given no --timeout-minutes; its schedule passes 30 minutes, as upstream's does.
 VALIDATOR_TIMEOUT_SECONDS = _checked.env("VALIDATOR_TIMEOUT_SECONDS")
+# Before its sweep, cleanup_stuck_runs re-dispatches durable continuations interrupted after
+# their callback arrived (validibot/validations/continuations.py): one never dispatched this
+# long after the callback was received, one dispatched but not picked up for this long, one
+# executing for this long (upstream's names and defaults; execution must exceed dispatch).
+VALIDATION_CALLBACK_PROCESSING_STALE_SECONDS = _checked.env(
+    "VALIDATION_CALLBACK_PROCESSING_STALE_SECONDS"
+)
+VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS = _checked.env(
+    "VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS"
+)
+VALIDATION_CONTINUATION_EXECUTION_STALE_SECONDS = _checked.env(
+    "VALIDATION_CONTINUATION_EXECUTION_STALE_SECONDS"
+)
 VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS = _checked.env("VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS")
 VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS = _checked.env(
     "VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS"

@@ -188,6 +188,14 @@ SETTINGS: tuple[Setting, ...] = (
             (*PURGES, *RETRIES)),
     Setting("VALIDATOR_TIMEOUT_SECONDS", whole(60), 3600,
             "a whole number of seconds >= 60", ("cleanup_stuck_runs",)),
+    # The continuation repair of cleanup_stuck_runs (validibot/validations/continuations.py).
+    Setting("VALIDATION_CALLBACK_PROCESSING_STALE_SECONDS", whole(1), 600,
+            "a whole number of seconds >= 1", ("cleanup_stuck_runs",)),
+    Setting("VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS", whole(1), 300,
+            "a whole number of seconds >= 1", ("cleanup_stuck_runs",)),
+    Setting("VALIDATION_CONTINUATION_EXECUTION_STALE_SECONDS", whole(1), 2100,
+            "a whole number of seconds >= 1 and > "
+            "VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS", ("cleanup_stuck_runs",)),
     Setting("VALIDIBOT_VALIDATOR_DEPLOYMENTS", Annotated[str, AfterValidator(parse_url_map)], {},
             "comma-separated name=url pairs, e.g. fmi=https://fmi.example.org/health",
             ("verify_validator_deployments",)),
@@ -261,6 +269,21 @@ def _cross_checks(values: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     if isinstance(base, int) and isinstance(cap, int) and cap < base:
         name = "VALIDIBOT_PURGE_RETRY_MAX_SECONDS"
         yield name, f"{name}={cap} is invalid: must be >= VALIDIBOT_PURGE_RETRY_BASE_SECONDS={base}"
+    dispatch, execution = (
+        values.get("VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS"),
+        values.get("VALIDATION_CONTINUATION_EXECUTION_STALE_SECONDS"),
+    )
+    if isinstance(dispatch, int) and isinstance(execution, int) and execution <= dispatch:
+        # A worker's execution outlives its dispatch: an execution deadline at or before the
+        # dispatch one would re-dispatch continuations that are running fine.
+        name = "VALIDATION_CONTINUATION_EXECUTION_STALE_SECONDS"
+        yield (
+            name,
+            (
+                f"{name}={execution} is invalid: must be greater than "
+                f"VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS={dispatch}"
+            ),
+        )
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -366,13 +366,38 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         name="Clean up stuck runs",
         command="cleanup_stuck_runs",
         cron="*/10 * * * *",
-        description="Mark validation runs that hung in RUNNING past the timeout as TIMED_OUT.",
+        description="Re-dispatch durable continuations interrupted after their callback "
+        "arrived, then mark validation runs that hung in RUNNING past the timeout as TIMED_OUT.",
         # The command's own default is VALIDATOR_TIMEOUT_SECONDS (60 min); the schedule uses
         # 30 minutes, as upstream's Celery wrapper and HTTP view do. A run's own timeout_at
         # overrides either.
         args=("--timeout-minutes=30",),
         count_descriptions=(
             ("timed_out", "runs stuck in RUNNING past the timeout, now TIMED_OUT"),
+            (
+                "continuations_eligible",
+                "interrupted continuations found stale (dispatched "
+                "plus failed; a dry run counts only these)",
+            ),
+            (
+                "continuations_examined",
+                "open durable continuations examined (at most --batch-size)",
+            ),
+            ("continuations_dispatched", "stale continuations dispatched again"),
+            (
+                "continuations_already_dispatched",
+                "continuations dispatched recently, waiting for a worker (left alone)",
+            ),
+            (
+                "continuations_busy",
+                "continuations being processed within their deadline (left alone)",
+            ),
+            ("continuations_not_required", "continuations whose run had already ended (closed)"),
+            (
+                "continuations_failed",
+                "continuations given up after 3 dispatches (their run "
+                "is left to the timeout sweep)",
+            ),
         ),
         outcome_checks=(
             OutcomeCheck(

@@ -23,11 +23,15 @@ from validibot.validations.models import (
     RunStatus,
     ValidationOutput,
     ValidationRun,
+    ValidationRunContinuation,
 )
 
 # Per unit of --scale: (expired, live) rows of each kind.
 EXPIRED, LIVE = 10, 5
 BUSY, STUCK, RETRIES = 2, 3, 2
+# Durable continuations: one interrupted (its callback arrived an hour ago, never dispatched)
+# and one whose run has since been canceled, per unit of --scale.
+INTERRUPTED, ENDED = 1, 1
 
 
 class Command(BaseCommand):
@@ -35,7 +39,8 @@ class Command(BaseCommand):
         "Create demo rows for every maintenance task: per unit of --scale, 10 expired and 5 "
         "live submissions, outputs, idempotency keys, callback receipts, sessions and audit-log "
         "entries (each expired entry by its own actor), 2 expired "
-        "submissions still in an active run, 3 stuck runs and 2 due purge retries. Adds rows "
+        "submissions still in an active run, 3 stuck runs, 2 due purge retries, 1 interrupted "
+        "durable continuation and 1 whose run was canceled. Adds rows "
         "each time it runs; --reset first deletes the rows an earlier seeding created."
     )
 
@@ -62,6 +67,7 @@ class Command(BaseCommand):
             counts["submissions"] = self._submissions(n)
             counts["outputs"] = self._outputs(n)
             counts["stuck_runs"] = self._stuck_runs(n)
+            counts["continuations"] = self._continuations(n)
             counts["purge_retries"] = self._retries(n)
             counts["idempotency_keys"] = self._keys(n)
             counts["callback_receipts"] = self._receipts(n)
@@ -147,6 +153,24 @@ class Command(BaseCommand):
             for sub in live
         ]
         return len(ValidationRun.objects.bulk_create(runs, batch_size=1000))
+
+    def _continuations(self, n: int) -> int:
+        # The stuck runs' submissions: a running run there holds back no purge or retry.
+        live = Submission.objects.filter(expires_at__gt=self.now).order_by("-pk")
+        runs = ValidationRun.objects.bulk_create(
+            ValidationRun(
+                submission=sub,
+                status=RunStatus.RUNNING if i < INTERRUPTED * n else RunStatus.CANCELED,
+                started_at=self.now - timedelta(hours=1, minutes=5),
+                heartbeat_at=self.now - timedelta(hours=1),
+            )
+            for i, sub in enumerate(live[: (INTERRUPTED + ENDED) * n])
+        )
+        rows = [
+            ValidationRunContinuation(run=run, callback_received_at=self.now - timedelta(hours=1))
+            for run in runs
+        ]
+        return len(ValidationRunContinuation.objects.bulk_create(rows, batch_size=1000))
 
     def _retries(self, n: int) -> int:
         targets = Submission.objects.filter(
