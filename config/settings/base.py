@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "validibot.notifications",
     "validibot.retention",
     "validibot.audit",
+    "validibot.idp",
     "validibot.operations",
     "validibot.demo",
     "django.contrib.contenttypes",
@@ -133,6 +134,12 @@ VALIDIBOT_CONTAINERS_REQUIRE_ENGINE = _checked.env("VALIDIBOT_CONTAINERS_REQUIRE
 VALIDIBOT_VALIDATOR_DEPLOYMENTS = _checked.env("VALIDIBOT_VALIDATOR_DEPLOYMENTS")
 VALIDIBOT_VALIDATOR_CHECK_TIMEOUT_SECONDS = _checked.env(
     "VALIDIBOT_VALIDATOR_CHECK_TIMEOUT_SECONDS"
+)
+
+# --- OIDC identity provider (purge_stale_oidc_clients) ---
+# Dynamically registered clients inactive this many days and holding no live token are deleted.
+IDP_OIDC_DCR_INACTIVE_CLIENT_RETENTION_DAYS = _checked.env(
+    "IDP_OIDC_DCR_INACTIVE_CLIENT_RETENTION_DAYS"
 )
 
 # --- Audit-log retention (enforce_audit_retention) ---

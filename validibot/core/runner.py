@@ -132,6 +132,7 @@ cleanup_callback_receipts = _make_callable("cleanup_callback_receipts")
 clear_sessions = _make_callable("clear_sessions")
 send_periodic_emails = _make_callable("send_periodic_emails")
 enforce_audit_retention = _make_callable("enforce_audit_retention")
+purge_stale_oidc_clients = _make_callable("purge_stale_oidc_clients")
 prune_dagster_history = _make_callable("prune_dagster_history")
 
 BUILTIN_CALLABLES = {task.id: globals()[task.id] for task in BUILTIN_TASKS}

@@ -537,6 +537,31 @@ BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         # Audit entries name their actors (identifier) and hold payloads about them.
         privacy=True,
     ),
+    # Upstream has the command (dea2d64b) but schedules it nowhere; here it runs daily.
+    MaintenanceTask(
+        id="purge_stale_oidc_clients",
+        name="Purge stale OIDC clients",
+        command="purge_stale_oidc_clients",
+        cron="15 4 * * *",
+        description="Delete dynamically registered OIDC clients inactive past the retention "
+        "window (30 days) that hold no live token.",
+        count_descriptions=(
+            ("deleted", "inactive DCR clients deleted"),
+            ("tokens_deleted", "their revoked or expired tokens, deleted with them"),
+            ("kept_live_token", "inactive DCR clients kept because a token is still live"),
+        ),
+        outcome_checks=(
+            OutcomeCheck(
+                name="stale_clients_kept",
+                query="validibot.idp.outcomes.stale_dcr_clients_kept",
+                description="Dynamically registered clients inactive for longer than "
+                "IDP_OIDC_DCR_INACTIVE_CLIENT_RETENTION_DAYS plus 25 hours (a daily run) "
+                "with no live token.",
+                grace_seconds=DAY + HOUR,
+                error_above=48,
+            ),
+        ),
+    ),
     # Ops-side: not in upstream's registry (Celery Beat has no run history to prune).
     MaintenanceTask(
         id="prune_dagster_history",

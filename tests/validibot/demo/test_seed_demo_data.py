@@ -28,6 +28,7 @@ AFFECTED = {
     "sent",
     "archived",
     "actors_swept",
+    "tokens_deleted",
     "continuations_eligible",
     "continuations_dispatched",
     "continuations_not_required",
@@ -48,6 +49,7 @@ FIRST_PASS_PER_SCALE = {
     "clear_sessions": {"deleted": 10},
     "send_periodic_emails": {},
     "enforce_audit_retention": {"archived": 10, "deleted": 10, "actors_swept": 10},
+    "purge_stale_oidc_clients": {"deleted": 10, "tokens_deleted": 5, "kept_live_token": 2},
 }
 
 
