@@ -15,6 +15,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from validibot.audit.models import AuditActor, AuditLogEntry
+from validibot.idp.models import OIDCClient, OIDCToken
 from validibot.operations.models import IdempotencyKey
 from validibot.retention.models import PurgeRetry
 from validibot.submissions.models import RetentionPolicy, Submission
@@ -23,6 +24,7 @@ from validibot.validations.models import (
     RunStatus,
     ValidationOutput,
     ValidationRun,
+    ValidationRunContinuation,
 )
 
 
@@ -52,6 +54,20 @@ class ValidationRunFactory(factory.django.DjangoModelFactory):
 
     submission = factory.SubFactory(SubmissionFactory)
     status = RunStatus.SUCCEEDED
+
+
+class ValidationRunContinuationFactory(factory.django.DjangoModelFactory):
+    """The open continuation of a running run whose callback just arrived (not dispatched)."""
+
+    class Meta:
+        model = ValidationRunContinuation
+
+    run = factory.SubFactory(
+        ValidationRunFactory,
+        status=RunStatus.RUNNING,
+        started_at=factory.LazyFunction(lambda: timezone.now() - timedelta(minutes=5)),
+    )
+    callback_received_at = factory.LazyFunction(timezone.now)
 
 
 class ValidationOutputFactory(factory.django.DjangoModelFactory):
@@ -132,3 +148,24 @@ class AuditLogEntryFactory(factory.django.DjangoModelFactory):
     target = factory.Sequence(lambda n: f"submission:{n}")
     timestamp = factory.LazyFunction(lambda: timezone.now())
     payload = factory.LazyFunction(lambda: {"ip": "192.0.2.1", "fields": ["name"]})
+
+
+class OIDCClientFactory(factory.django.DjangoModelFactory):
+    """A dynamically registered OIDC client created now, never used."""
+
+    class Meta:
+        model = OIDCClient
+
+    client_id = factory.Sequence(lambda n: f"dcr-client-{n}")
+    dynamically_registered = True
+    created_at = factory.LazyFunction(timezone.now)
+
+
+class OIDCTokenFactory(factory.django.DjangoModelFactory):
+    """A live token (unrevoked, expiring in an hour) of a fresh client."""
+
+    class Meta:
+        model = OIDCToken
+
+    client = factory.SubFactory(OIDCClientFactory)
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=1))

@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "validibot.notifications",
     "validibot.retention",
     "validibot.audit",
+    "validibot.idp",
     "validibot.operations",
     "validibot.demo",
     "django.contrib.contenttypes",
@@ -102,6 +103,19 @@ VALIDIBOT_PURGE_RETRY_MAX_SECONDS = _checked.env("VALIDIBOT_PURGE_RETRY_MAX_SECO
 # How long a validator may take (upstream's name and default, 60 min). cleanup_stuck_runs uses
 # it when given no --timeout-minutes; its schedule passes 30 minutes, as upstream's does.
 VALIDATOR_TIMEOUT_SECONDS = _checked.env("VALIDATOR_TIMEOUT_SECONDS")
+# Before its sweep, cleanup_stuck_runs re-dispatches durable continuations interrupted after
+# their callback arrived (validibot/validations/continuations.py): one never dispatched this
+# long after the callback was received, one dispatched but not picked up for this long, one
+# executing for this long (upstream's names and defaults; execution must exceed dispatch).
+VALIDATION_CALLBACK_PROCESSING_STALE_SECONDS = _checked.env(
+    "VALIDATION_CALLBACK_PROCESSING_STALE_SECONDS"
+)
+VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS = _checked.env(
+    "VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS"
+)
+VALIDATION_CONTINUATION_EXECUTION_STALE_SECONDS = _checked.env(
+    "VALIDATION_CONTINUATION_EXECUTION_STALE_SECONDS"
+)
 VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS = _checked.env("VALIDIBOT_IDEMPOTENCY_KEY_TTL_HOURS")
 VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS = _checked.env(
     "VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS"
@@ -120,6 +134,12 @@ VALIDIBOT_CONTAINERS_REQUIRE_ENGINE = _checked.env("VALIDIBOT_CONTAINERS_REQUIRE
 VALIDIBOT_VALIDATOR_DEPLOYMENTS = _checked.env("VALIDIBOT_VALIDATOR_DEPLOYMENTS")
 VALIDIBOT_VALIDATOR_CHECK_TIMEOUT_SECONDS = _checked.env(
     "VALIDIBOT_VALIDATOR_CHECK_TIMEOUT_SECONDS"
+)
+
+# --- OIDC identity provider (purge_stale_oidc_clients) ---
+# Dynamically registered clients inactive this many days and holding no live token are deleted.
+IDP_OIDC_DCR_INACTIVE_CLIENT_RETENTION_DAYS = _checked.env(
+    "IDP_OIDC_DCR_INACTIVE_CLIENT_RETENTION_DAYS"
 )
 
 # --- Audit-log retention (enforce_audit_retention) ---

@@ -19,7 +19,7 @@ from tests.support.dagster_stack import REPO_ROOT
 from validibot.operations.dagster_client import DagsterClient, GraphQLError, JobNotFound
 from validibot.tasks.registry import BUILTIN_TASKS
 
-# 11 commands x 4 malformed inputs, each a fresh manage.py process: 300 s was tight for 9.
+# One per command (13) x 4 malformed inputs, each a fresh manage.py process: 300 s was tight for 9.
 pytestmark = [pytest.mark.services, pytest.mark.timeout(600)]
 
 COMMANDS = sorted({task.command for task in BUILTIN_TASKS})

@@ -37,6 +37,8 @@ OWN_BAD = [
     ("cleanup_callback_receipts", "--days=-30", "--days", "positive integer"),
     ("cleanup_orphaned_containers", "--grace-period=-1", "--grace-period", "zero or a positive"),
     ("seed_demo_data", "--scale=0", "--scale", "positive integer"),
+    ("purge_stale_oidc_clients", "--retention-days=0", "--retention-days", "positive integer"),
+    ("purge_stale_oidc_clients", "--retention-days=-1", "--retention-days", "positive integer"),
 ]
 CASES = [(command, *bad) for command in COMMANDS for bad in SHARED_BAD] + OWN_BAD
 
@@ -46,7 +48,8 @@ def snapshot() -> dict[str, list[dict]]:
     return {
         model._meta.label: list(model._default_manager.order_by("pk").values())
         for model in apps.get_models()
-        if model._meta.app_label in {"core", "submissions", "validations", "retention", "sessions"}
+        if model._meta.app_label
+        in {"core", "submissions", "validations", "retention", "idp", "sessions"}
     }
 
 

@@ -16,10 +16,17 @@ from django.db import connection, connections, transaction
 from django.db.models import Model
 from django.test.utils import CaptureQueriesContext
 
-from tests.factories import IdempotencyKeyFactory, SubmissionFactory
+from tests.factories import (
+    IdempotencyKeyFactory,
+    OIDCClientFactory,
+    SubmissionFactory,
+    ValidationRunContinuationFactory,
+)
 from tests.validibot.conftest import NOW, CommandRun, run_command
+from validibot.idp.models import OIDCClient
 from validibot.operations.models import IdempotencyKey
 from validibot.submissions.models import Submission
+from validibot.validations.models import ValidationRunContinuation
 
 ON_POSTGRES = connection.vendor == "postgresql"
 
@@ -34,7 +41,30 @@ CASES = [
         lambda: IdempotencyKeyFactory(expires_at=NOW - timedelta(hours=1)),
         "deleted",
     ),
+    (
+        "purge_stale_oidc_clients",
+        lambda: OIDCClientFactory(created_at=NOW - timedelta(days=60)),
+        "deleted",
+    ),
+    (
+        "cleanup_stuck_runs",
+        lambda: ValidationRunContinuationFactory(callback_received_at=NOW - timedelta(hours=1)),
+        "continuations_dispatched",
+    ),
 ]
+
+UNTOUCHED: dict[type[Model], Callable[[], list[int]]] = {
+    Submission: lambda: sorted(
+        Submission.objects.filter(content_purged_at__isnull=True).values_list("pk", flat=True)
+    ),
+    IdempotencyKey: lambda: sorted(IdempotencyKey.objects.values_list("pk", flat=True)),
+    OIDCClient: lambda: sorted(OIDCClient.objects.values_list("pk", flat=True)),
+    ValidationRunContinuation: lambda: sorted(
+        ValidationRunContinuation.objects.filter(dispatched_at__isnull=True).values_list(
+            "pk", flat=True
+        )
+    ),
+}
 
 
 @pytest.mark.django_db
@@ -89,11 +119,7 @@ if ON_POSTGRES:
             other = run_in_other_connection(command)
 
         assert other.counts[count] == 3
-        if model is Submission:
-            untouched = Submission.objects.filter(content_purged_at__isnull=True)
-            assert sorted(untouched.values_list("pk", flat=True)) == held
-        else:
-            assert sorted(IdempotencyKey.objects.values_list("pk", flat=True)) == held
+        assert UNTOUCHED[model]() == held
 
         # Released: the next run takes exactly the rows the first one skipped.
         assert run_command(command).counts[count] == 2

@@ -19,6 +19,7 @@ LAYERS = {
     "validations": 2,
     "audit": 2,
     "notifications": 2,  # periodic emails
+    "idp": 2,  # OIDC clients and tokens
     "retention": 3,  # purges submissions and outputs
     "operations": 4,  # talks to Dagster about every task
     "demo": 5,  # seeds every app

@@ -10,6 +10,7 @@ from django.contrib.sessions.models import Session
 from django.core.management import call_command
 
 from validibot.audit.models import AuditLogEntry
+from validibot.idp.models import OIDCClient
 from validibot.operations.models import IdempotencyKey
 from validibot.retention.models import PurgeRetry
 from validibot.submissions.models import Submission
@@ -42,6 +43,7 @@ MEASURES: dict[str, tuple[Callable[[], int], str]] = {
     "cleanup_callback_receipts": (lambda: -CallbackReceipt.objects.count(), "deleted"),
     "clear_sessions": (lambda: -Session.objects.count(), "deleted"),
     "enforce_audit_retention": (lambda: -AuditLogEntry.objects.count(), "deleted"),
+    "purge_stale_oidc_clients": (lambda: -OIDCClient.objects.count(), "deleted"),
 }
 
 

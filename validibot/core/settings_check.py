@@ -188,6 +188,14 @@ SETTINGS: tuple[Setting, ...] = (
             (*PURGES, *RETRIES)),
     Setting("VALIDATOR_TIMEOUT_SECONDS", whole(60), 3600,
             "a whole number of seconds >= 60", ("cleanup_stuck_runs",)),
+    # The continuation repair of cleanup_stuck_runs (validibot/validations/continuations.py).
+    Setting("VALIDATION_CALLBACK_PROCESSING_STALE_SECONDS", whole(1), 600,
+            "a whole number of seconds >= 1", ("cleanup_stuck_runs",)),
+    Setting("VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS", whole(1), 300,
+            "a whole number of seconds >= 1", ("cleanup_stuck_runs",)),
+    Setting("VALIDATION_CONTINUATION_EXECUTION_STALE_SECONDS", whole(1), 2100,
+            "a whole number of seconds >= 1 and > "
+            "VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS", ("cleanup_stuck_runs",)),
     Setting("VALIDIBOT_VALIDATOR_DEPLOYMENTS", Annotated[str, AfterValidator(parse_url_map)], {},
             "comma-separated name=url pairs, e.g. fmi=https://fmi.example.org/health",
             ("verify_validator_deployments",)),
@@ -199,7 +207,9 @@ SETTINGS: tuple[Setting, ...] = (
             "a whole number of days >= 1", ("cleanup_callback_receipts",)),
     Setting("VALIDIBOT_CLEANUP_BATCH_SIZE", whole(1), 1000, "a whole number >= 1",
             ("cleanup_idempotency_keys", "cleanup_callback_receipts", "clear_sessions",
-             "send_periodic_emails", "cleanup_orphaned_containers")),
+             "send_periodic_emails", "cleanup_orphaned_containers", "purge_stale_oidc_clients")),
+    Setting("IDP_OIDC_DCR_INACTIVE_CLIENT_RETENTION_DAYS", whole(1), 30,
+            "a whole number of days >= 1", ("purge_stale_oidc_clients",)),
     Setting("VALIDIBOT_DAGSTER_RUN_RETENTION_DAYS", whole(1), 90,
             "a whole number of days >= 1", ("prune_dagster_history",)),
     Setting("VALIDIBOT_CONTAINER_GRACE_SECONDS", whole(0), 300, "a whole number of seconds >= 0",
@@ -261,6 +271,21 @@ def _cross_checks(values: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     if isinstance(base, int) and isinstance(cap, int) and cap < base:
         name = "VALIDIBOT_PURGE_RETRY_MAX_SECONDS"
         yield name, f"{name}={cap} is invalid: must be >= VALIDIBOT_PURGE_RETRY_BASE_SECONDS={base}"
+    dispatch, execution = (
+        values.get("VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS"),
+        values.get("VALIDATION_CONTINUATION_EXECUTION_STALE_SECONDS"),
+    )
+    if isinstance(dispatch, int) and isinstance(execution, int) and execution <= dispatch:
+        # A worker's execution outlives its dispatch: an execution deadline at or before the
+        # dispatch one would re-dispatch continuations that are running fine.
+        name = "VALIDATION_CONTINUATION_EXECUTION_STALE_SECONDS"
+        yield (
+            name,
+            (
+                f"{name}={execution} is invalid: must be greater than "
+                f"VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS={dispatch}"
+            ),
+        )
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -401,13 +401,38 @@ _BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         name="Clean up stuck runs",
         command="cleanup_stuck_runs",
         cron="*/10 * * * *",
-        description="Mark validation runs that hung in RUNNING past the timeout as TIMED_OUT.",
+        description="Re-dispatch durable continuations interrupted after their callback "
+        "arrived, then mark validation runs that hung in RUNNING past the timeout as TIMED_OUT.",
         # The command's own default is VALIDATOR_TIMEOUT_SECONDS (60 min); the schedule uses
         # 30 minutes, as upstream's Celery wrapper and HTTP view do. A run's own timeout_at
         # overrides either.
         args=("--timeout-minutes=30",),
         count_descriptions=(
             ("timed_out", "runs stuck in RUNNING past the timeout, now TIMED_OUT"),
+            (
+                "continuations_eligible",
+                "interrupted continuations found stale (dispatched "
+                "plus failed; a dry run counts only these)",
+            ),
+            (
+                "continuations_examined",
+                "open durable continuations examined (at most --batch-size)",
+            ),
+            ("continuations_dispatched", "stale continuations dispatched again"),
+            (
+                "continuations_already_dispatched",
+                "continuations dispatched recently, waiting for a worker (left alone)",
+            ),
+            (
+                "continuations_busy",
+                "continuations being processed within their deadline (left alone)",
+            ),
+            ("continuations_not_required", "continuations whose run had already ended (closed)"),
+            (
+                "continuations_failed",
+                "continuations given up after 3 dispatches (their run "
+                "is left to the timeout sweep)",
+            ),
         ),
         outcome_checks=(
             OutcomeCheck(
@@ -546,6 +571,31 @@ _BUILTIN_TASKS: tuple[MaintenanceTask, ...] = (
         ),
         # Audit entries name their actors (identifier) and hold payloads about them.
         privacy=True,
+    ),
+    # Upstream has the command (dea2d64b) but schedules it nowhere; here it runs daily.
+    MaintenanceTask(
+        id="purge_stale_oidc_clients",
+        name="Purge stale OIDC clients",
+        command="purge_stale_oidc_clients",
+        cron="15 4 * * *",
+        description="Delete dynamically registered OIDC clients inactive past the retention "
+        "window (30 days) that hold no live token.",
+        count_descriptions=(
+            ("deleted", "inactive DCR clients deleted"),
+            ("tokens_deleted", "their revoked or expired tokens, deleted with them"),
+            ("kept_live_token", "inactive DCR clients kept because a token is still live"),
+        ),
+        outcome_checks=(
+            OutcomeCheck(
+                name="stale_clients_kept",
+                query="validibot.idp.outcomes.stale_dcr_clients_kept",
+                description="Dynamically registered clients inactive for longer than "
+                "IDP_OIDC_DCR_INACTIVE_CLIENT_RETENTION_DAYS plus 25 hours (a daily run) "
+                "with no live token.",
+                grace_seconds=DAY + HOUR,
+                error_above=48,
+            ),
+        ),
     ),
     # Ops-side: not in upstream's registry (Celery Beat has no run history to prune).
     MaintenanceTask(

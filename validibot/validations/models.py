@@ -91,3 +91,39 @@ class CallbackReceipt(models.Model):
 
     def __str__(self) -> str:
         return self.callback_id
+
+
+class ValidationRunContinuation(models.Model):
+    """The durable continuation of a run after its validator's callback arrived.
+
+    A stand-in for upstream's durable workflow state (its code is not public): the callback
+    handler records ``callback_received_at``, then *dispatches* the continuation (re-enqueues
+    the rest of the run's workflow: ``dispatched_at``, one more ``dispatch_attempts``); the
+    worker that picks it up sets ``execution_started_at`` and, when done, ``closed_at`` with
+    reason ``completed``. A process that dies in between leaves the row open; the repair pass
+    of ``cleanup_stuck_runs`` (:mod:`validibot.validations.continuations`) finds it past the
+    stale deadlines and dispatches it again. No workflow engine runs here, so a dispatch is
+    the recorded timestamp and attempt.
+    """
+
+    run = models.OneToOneField(ValidationRun, on_delete=models.CASCADE, related_name="continuation")
+    callback_received_at = models.DateTimeField(default=timezone.now)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatch_attempts = models.PositiveIntegerField(default=0)
+    execution_started_at = models.DateTimeField(null=True, blank=True)
+    # Set once nothing is left to do: completed, not_required (the run ended otherwise) or
+    # gave_up (dispatched MAX_DISPATCH_ATTEMPTS times without completing).
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_reason = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["callback_received_at"],
+                condition=Q(closed_at__isnull=True),
+                name="continuation_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"continuation of run {self.run_id}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Min
+from django.db.models import Exists, Min, OuterRef
 from django.db.models.functions import Coalesce
 
 from validibot.core.outcomes import content_kept_past_expiry, overdue_figure
@@ -15,6 +15,7 @@ from validibot.validations.models import (
     CallbackReceipt,
     ValidationOutput,
     ValidationRun,
+    ValidationRunContinuation,
 )
 
 
@@ -29,11 +30,16 @@ def stuck_runs(now: datetime, grace: timedelta) -> OutcomeFigure:
     A run's own ``timeout_at`` is its deadline; without one, its last sign of life (heartbeat,
     else start, else creation) plus ``VALIDATOR_TIMEOUT_SECONDS``: the longest timeout
     ``cleanup_stuck_runs`` can be run with by default, so a run the schedule's shorter timeout
-    would leave alone is never reported.
+    would leave alone is never reported. Nor is a run with an open durable continuation: its
+    callback arrived and the command's repair pass owns it (re-dispatching it, or giving it up
+    after a few dispatches, which reopens it to the timeout sweep).
     """
     cutoff = now - grace
     timeout = timedelta(seconds=int(settings.VALIDATOR_TIMEOUT_SECONDS))
-    live = ValidationRun.objects.filter(status__in=NON_TERMINAL)
+    continuing = ValidationRunContinuation.objects.filter(
+        run=OuterRef("pk"), closed_at__isnull=True
+    )
+    live = ValidationRun.objects.filter(status__in=NON_TERMINAL).exclude(Exists(continuing))
     own = live.filter(timeout_at__isnull=False, timeout_at__lte=cutoff)
     life = Coalesce("heartbeat_at", "started_at", "created_at")
     site = live.filter(timeout_at__isnull=True).annotate(life=life)

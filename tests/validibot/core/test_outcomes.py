@@ -16,6 +16,7 @@ from tests.factories import (
     SessionFactory,
     SubmissionFactory,
     ValidationOutputFactory,
+    ValidationRunContinuationFactory,
     ValidationRunFactory,
 )
 from validibot.core.outcomes import OutcomeQueryError, read_only, run_outcome_query
@@ -83,8 +84,13 @@ def test_stuck_runs_use_their_own_deadline_else_the_site_wide_timeout(settings):
     ValidationRunFactory(status=running, started_at=now - 5 * HOUR, timeout_at=now + HOUR)
     ValidationRunFactory(status=RunStatus.PENDING, created_at=now - 2 * HOUR)  # never started
     ValidationRunFactory(status=RunStatus.SUCCEEDED, started_at=now - 9 * HOUR)  # terminal
+    repairing = ValidationRunContinuationFactory(run__started_at=now - 9 * HOUR).run  # repair's
+    ValidationRunContinuationFactory(  # given up: back to the timeout sweep
+        run__started_at=now - 2 * HOUR - HOUR / 3, closed_at=now, closed_reason="gave_up"
+    )
+    assert repairing.status == running
     check, figure = _figure("cleanup_stuck_runs", "stuck_runs", now)
-    assert figure.count == 3
+    assert figure.count == 4
     assert figure.oldest_overdue_hours == pytest.approx(5 / 3, abs=0.01)
     assert judge(check, figure) == WARN
 

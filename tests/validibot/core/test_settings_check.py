@@ -93,6 +93,21 @@ REFUSED = {
         "cleanup_stuck_runs",
         "VALIDATOR_TIMEOUT_SECONDS='-5' is invalid",
     ),
+    "continuation execution deadline not past the dispatch one": (
+        {
+            "VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS": "900",
+            "VALIDATION_CONTINUATION_EXECUTION_STALE_SECONDS": "900",
+        },
+        "cleanup_stuck_runs",
+        "VALIDATION_CONTINUATION_EXECUTION_STALE_SECONDS=900 is invalid: must be greater than "
+        "VALIDATION_CONTINUATION_DISPATCH_STALE_SECONDS=900",
+    ),
+    "callback processing deadline 0": (
+        {"VALIDATION_CALLBACK_PROCESSING_STALE_SECONDS": "0"},
+        "cleanup_stuck_runs",
+        "VALIDATION_CALLBACK_PROCESSING_STALE_SECONDS='0' is invalid: expected a whole number "
+        "of seconds >= 1; default 600",
+    ),
     "D3 receipt retention 0": (
         {"VALIDIBOT_CALLBACK_RECEIPT_RETENTION_DAYS": "0"},
         "cleanup_callback_receipts",

@@ -28,19 +28,28 @@ AFFECTED = {
     "sent",
     "archived",
     "actors_swept",
+    "tokens_deleted",
+    "continuations_eligible",
+    "continuations_dispatched",
+    "continuations_not_required",
 }
 
 FIRST_PASS_PER_SCALE = {
     "purge_expired_submissions": {"purged": 10, "skipped_busy": 2},
     "purge_expired_outputs": {"purged": 10},
     "process_purge_retries": {"succeeded": 2},
-    "cleanup_stuck_runs": {"timed_out": 3},
+    "cleanup_stuck_runs": {
+        "timed_out": 3,
+        "continuations_dispatched": 1,
+        "continuations_not_required": 1,
+    },
     "cleanup_orphaned_containers": {"engine_unreachable": 1},
     "cleanup_idempotency_keys": {"deleted": 10},
     "cleanup_callback_receipts": {"deleted": 10},
     "clear_sessions": {"deleted": 10},
     "send_periodic_emails": {},
     "enforce_audit_retention": {"archived": 10, "deleted": 10, "actors_swept": 10},
+    "purge_stale_oidc_clients": {"deleted": 10, "tokens_deleted": 5, "kept_live_token": 2},
 }
 
 
@@ -65,7 +74,7 @@ def test_seeded_rows_are_processed_once(settings, tmp_path, scale):
         for name, per_scale in expected.items():
             per_scale = per_scale if name == "engine_unreachable" else per_scale * scale
             assert counts[name] == per_scale, (task_id, name, counts)
-        assert counts.get("failed", 0) == 0
+        assert counts.get("failed", 0) == counts.get("continuations_failed", 0) == 0
 
     second = run_every_task()
 

@@ -37,4 +37,6 @@ INTENDED_DIFFERENCES: dict[tuple[str, str], tuple[object, str]] = {
 OPS_ONLY_TASKS: dict[str, str] = {
     "prune_dagster_history": "upstream schedules with Celery Beat, which keeps no run history; "
     "Dagster keeps every run and its event log until something deletes them",
+    "purge_stale_oidc_clients": "upstream added the command after dd69a970 (dea2d64b) but "
+    "schedules it nowhere; stale DCR clients pile up unless something runs it, so it runs daily",
 }

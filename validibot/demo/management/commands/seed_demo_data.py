@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from validibot.audit.models import AuditActor, AuditLogEntry
 from validibot.core.maintenance import positive_int
+from validibot.idp.models import OIDCClient, OIDCToken
 from validibot.operations.models import IdempotencyKey
 from validibot.retention.models import PurgeRetry
 from validibot.submissions.models import RetentionPolicy, Submission
@@ -23,11 +24,18 @@ from validibot.validations.models import (
     RunStatus,
     ValidationOutput,
     ValidationRun,
+    ValidationRunContinuation,
 )
 
 # Per unit of --scale: (expired, live) rows of each kind.
 EXPIRED, LIVE = 10, 5
 BUSY, STUCK, RETRIES = 2, 3, 2
+# Durable continuations: one interrupted (its callback arrived an hour ago, never dispatched)
+# and one whose run has since been canceled, per unit of --scale.
+INTERRUPTED, ENDED = 1, 1
+# OIDC clients: of the 10 stale DCR clients half hold an expired token; of the 5 live ones two
+# are stale but hold a live token, two are recent and one is static (never purged).
+HELD, RECENT = 2, 2
 
 
 class Command(BaseCommand):
@@ -35,7 +43,9 @@ class Command(BaseCommand):
         "Create demo rows for every maintenance task: per unit of --scale, 10 expired and 5 "
         "live submissions, outputs, idempotency keys, callback receipts, sessions and audit-log "
         "entries (each expired entry by its own actor), 2 expired "
-        "submissions still in an active run, 3 stuck runs and 2 due purge retries. Adds rows "
+        "submissions still in an active run, 3 stuck runs, 2 due purge retries, 1 interrupted "
+        "durable continuation and 1 whose run was canceled, and 10 stale and 5 kept OIDC "
+        "clients. Adds rows "
         "each time it runs; --reset first deletes the rows an earlier seeding created."
     )
 
@@ -62,11 +72,13 @@ class Command(BaseCommand):
             counts["submissions"] = self._submissions(n)
             counts["outputs"] = self._outputs(n)
             counts["stuck_runs"] = self._stuck_runs(n)
+            counts["continuations"] = self._continuations(n)
             counts["purge_retries"] = self._retries(n)
             counts["idempotency_keys"] = self._keys(n)
             counts["callback_receipts"] = self._receipts(n)
             counts["sessions"] = self._sessions(n)
             counts["audit_entries"] = self._audit_entries(n)
+            counts["oidc_clients"] = self._oidc_clients(n)
         self.stdout.write(json.dumps({"seeded": counts}))
 
     def _reset(self) -> int:
@@ -85,6 +97,7 @@ class Command(BaseCommand):
             # Entries before their actors (PROTECT); live entries would otherwise pile up.
             AuditLogEntry.objects.filter(actor__identifier__startswith="demo-user-"),
             AuditActor.objects.filter(identifier__startswith="demo-user-"),
+            OIDCClient.objects.filter(client_id__startswith="demo-"),  # tokens: CASCADE
         ):
             deleted += queryset.delete()[0]
         return deleted
@@ -147,6 +160,24 @@ class Command(BaseCommand):
             for sub in live
         ]
         return len(ValidationRun.objects.bulk_create(runs, batch_size=1000))
+
+    def _continuations(self, n: int) -> int:
+        # The stuck runs' submissions: a running run there holds back no purge or retry.
+        live = Submission.objects.filter(expires_at__gt=self.now).order_by("-pk")
+        runs = ValidationRun.objects.bulk_create(
+            ValidationRun(
+                submission=sub,
+                status=RunStatus.RUNNING if i < INTERRUPTED * n else RunStatus.CANCELED,
+                started_at=self.now - timedelta(hours=1, minutes=5),
+                heartbeat_at=self.now - timedelta(hours=1),
+            )
+            for i, sub in enumerate(live[: (INTERRUPTED + ENDED) * n])
+        )
+        rows = [
+            ValidationRunContinuation(run=run, callback_received_at=self.now - timedelta(hours=1))
+            for run in runs
+        ]
+        return len(ValidationRunContinuation.objects.bulk_create(rows, batch_size=1000))
 
     def _retries(self, n: int) -> int:
         targets = Submission.objects.filter(
@@ -225,3 +256,27 @@ class Command(BaseCommand):
             for _ in range(LIVE * n)
         ]
         return len(AuditLogEntry.objects.bulk_create(entries, batch_size=1000))
+
+    def _oidc_clients(self, n: int) -> int:
+        stamp = f"{self.now:%Y%m%d%H%M%S%f}"
+        old, recent = self.now - timedelta(days=60), self.now - timedelta(days=2)
+        kinds = ["stale"] * EXPIRED * n + ["held"] * HELD * n + ["recent"] * RECENT * n
+        kinds += ["static"] * (LIVE - HELD - RECENT) * n
+        clients = OIDCClient.objects.bulk_create(
+            OIDCClient(
+                client_id=f"demo-{stamp}-{i}",
+                name=f"demo {kind} client {i}",
+                dynamically_registered=kind != "static",
+                created_at=recent if kind == "recent" else old,
+                last_used_at=None if i % 2 else (recent if kind == "recent" else old),
+            )
+            for i, kind in enumerate(kinds)
+        )
+        expired, live = self.now - timedelta(days=50), self.now + timedelta(hours=1)
+        tokens = [
+            OIDCToken(client=client, expires_at=live if kind == "held" else expired)
+            for i, (client, kind) in enumerate(zip(clients, kinds, strict=True))
+            if kind == "held" or (kind == "stale" and i % 2)
+        ]
+        OIDCToken.objects.bulk_create(tokens, batch_size=1000)
+        return len(clients)

@@ -1,4 +1,5 @@
-"""Mark validation runs stuck in RUNNING past the timeout as TIMED_OUT, with a reason."""
+"""Repair interrupted durable continuations, then mark validation runs stuck in RUNNING past
+the timeout as TIMED_OUT, with a reason."""
 
 from collections.abc import Sequence
 from datetime import timedelta
@@ -6,10 +7,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from validibot.core.maintenance import MaintenanceCommand, claim, count_limited, positive_int
-from validibot.validations.models import RunStatus, ValidationRun
+from validibot.validations.continuations import RepairResult, repair_validation_run_continuations
+from validibot.validations.models import RunStatus, ValidationRun, ValidationRunContinuation
 
 REASON = (
     "Timed out: no callback or heartbeat received from the validator for {minutes} minutes. "
@@ -23,9 +25,12 @@ DEADLINE_REASON = (
 
 class Command(MaintenanceCommand):
     help = (
-        "Mark runs in RUNNING whose started_at and last heartbeat are both older than the "
-        "timeout as TIMED_OUT, with a plain-language error. A run with its own timeout_at "
-        "times out once that deadline has passed, whatever the site-wide timeout."
+        "First repair up to --batch-size durable continuations interrupted after their "
+        "validator's callback arrived (dispatch them again past the VALIDATION_*_STALE_SECONDS "
+        "deadlines); then mark runs in RUNNING whose started_at and last heartbeat are both "
+        "older than the timeout as TIMED_OUT, with a plain-language error. A run with its own "
+        "timeout_at times out once that deadline has passed, whatever the site-wide timeout. "
+        "A run with an open continuation is left to the repair."
     )
     task_name = "cleanup_stuck_runs"
 
@@ -45,9 +50,33 @@ class Command(MaintenanceCommand):
         self.minutes = options["timeout_minutes"] or _default_minutes()
 
     def perform(self, options: dict[str, Any]) -> None:
+        self._repair_continuations()
+        self._time_out_stuck_runs()
+
+    def _repair_continuations(self) -> None:
+        result = repair_validation_run_continuations(
+            limit=self.batch_size, dry_run=self.dry_run, now=self.now, should_stop=self.should_stop
+        )
+        self._count_repair(result)
+        self.progress(result.report_line())
+
+    def _count_repair(self, result: RepairResult) -> None:
+        self.counts["continuations_eligible"] = result.eligible
+        if self.dry_run:
+            return
+        self.counts["continuations_examined"] = result.examined
+        for outcome, found in result.counts.items():
+            self.counts[f"continuations_{outcome}"] = found
+
+    def _time_out_stuck_runs(self) -> None:
         minutes = self.minutes
         cutoff = self.now - timedelta(minutes=minutes)
-        running = ValidationRun.objects.filter(status=RunStatus.RUNNING)
+        # The callback of a run with an open continuation arrived: the repair owns it until the
+        # continuation completes or is given up.
+        continuing = ValidationRunContinuation.objects.filter(
+            run=OuterRef("pk"), closed_at__isnull=True
+        )
+        running = ValidationRun.objects.filter(status=RunStatus.RUNNING).exclude(Exists(continuing))
         # A heartbeat newer than the cutoff means the validator is alive, however old the run.
         site_wide = Q(timeout_at__isnull=True, started_at__lt=cutoff) & (
             Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff)
