@@ -18,15 +18,18 @@ RUN_BLOCK = re.compile(r"<!-- run -->\n```bash\n(?P<body>.*?)```", re.DOTALL)
 pytestmark = [pytest.mark.subprocess, pytest.mark.timeout(300)]
 
 
-def test_the_downstream_example_works_as_written(tmp_path):
+def _write_files_and_scripts(tmp_path: Path) -> list[str]:
     text = DOC.read_text(encoding="utf-8")
     files = list(FILE_BLOCK.finditer(text))
-    assert len(files) >= 7
+    assert len(files) >= 14
     for block in files:
         target = tmp_path / "pkg" / block["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(block["body"], encoding="utf-8")
-    [script] = [m["body"] for m in RUN_BLOCK.finditer(text)]
+    return [m["body"] for m in RUN_BLOCK.finditer(text)]
+
+
+def _run(script: str, tmp_path: Path) -> str:
 
     env = {
         key: value
@@ -43,7 +46,7 @@ def test_the_downstream_example_works_as_written(tmp_path):
             "VALIDIBOT_MEDIA_ROOT": str(tmp_path / "media"),
         }
     )
-    (tmp_path / "dagster_home").mkdir()
+    (tmp_path / "dagster_home").mkdir(exist_ok=True)
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=ROOT,
@@ -54,6 +57,22 @@ def test_the_downstream_example_works_as_written(tmp_path):
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
+    return output
+
+
+def test_both_downstream_examples_work_as_written(tmp_path):
+    """Upstream's shape first (a package written for upstream Validibot), then ours."""
+    upstream, ours = _write_files_and_scripts(tmp_path)
+
+    output = _run(upstream, tmp_path)
+    assert '"id": "purge-acme-reports"' in output
+    assert '"celery_task": "acme.purge_acme_reports"' in output
+    assert "Validation successful" in output
+    assert "running Celery task acme.purge_acme_reports in-process" in output
+    assert "Deleted 0 report key(s)." in output
+    assert "RUN_SUCCESS" in output or "Finished execution of run" in output
+
+    output = _run(ours, tmp_path)
     assert '"task": "expire_acme_upload_keys"' in output
     assert '"dry_run": true' in output
     assert "Validation successful" in output
