@@ -124,3 +124,22 @@ def test_a_builtins_delay_launches_its_dagster_job(stack, client):
     assert run.status == "SUCCESS"
     assert run.tags[TRIGGER_TAG] == "shell"
     assert client.run_summary(run_id)["status"] == "completed"
+
+
+def test_with_the_celery_executor_its_step_runs_on_a_worker_and_succeeds(
+    postgres_service, redis_service, tmp_path
+):
+    """The other run mode: the run's step goes to a Celery worker (``VALIDIBOT_EXECUTOR``)."""
+    extra = {"DJANGO_SETTINGS_MODULE": SETTINGS}
+    with DagsterStack.create(
+        tmp_path, executor="celery", task_modules=(PLUGIN,), extra_env=extra
+    ) as stack:
+        worker = stack.start_worker("default", name="downstream-step-worker")
+        stale_sessions(stack, 2)
+        result = stack.run_cli(
+            ["dagster", "job", "execute", "-m", "validibot_ops.definitions", "-j", JOB],
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert session_count(stack) == 0
+        assert "downstream.purge_stale_reports" in worker.log() or JOB in worker.log()
