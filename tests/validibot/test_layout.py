@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,46 @@ def test_no_import_cycles_in_the_product_not_even_function_local_ones():
     graph = {name: _runtime_imports(path, set(modules)) - {name} for name, path in modules.items()}
     cycles = {" -> ".join(c) for name in graph if (c := _cycle_through(name, graph))}
     assert not cycles, "import cycles:\n" + "\n".join(sorted(cycles))
+
+
+OPS_MAY_IMPORT = {
+    "validibot.tasks": "the registry and what is computed from it: Django-free, read at load",
+    "validibot.core.broker": "the broker variables, one rule (pure Python, read at load)",
+    "validibot.core.celery_tasks": "Celery task names of upstream-shaped tasks (no Django)",
+    "validibot.core.runner": "runs a task's command in-process (inside a run, after setup)",
+    "validibot.core.outcomes": "evaluates a task's outcome checks (inside a run, after setup)",
+    "validibot.operations.maintenance": "maintenance mode's stored window (a Django model): "
+    "the CLI and the maintenance sensor read and write it after setting Django up",
+}
+"""What the code location (``validibot_ops``) may import from the Django side, and why."""
+OPS_MODULE_LEVEL = {"validibot.tasks", "validibot.core.broker", "validibot.core.celery_tasks"}
+"""The part of it that may be imported when the code location loads (no Django there)."""
+
+
+def _allowed(module: str, names: Iterable[str]) -> bool:
+    return any(module == name or module.startswith(f"{name}.") for name in names)
+
+
+def test_the_code_location_imports_only_the_named_django_side_modules():
+    refused = []
+    for path in sorted((PACKAGE.parent / "validibot_ops").rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        top_level = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                # ``from a.b import c`` reads as a.b.c: c may be a submodule or a name in a.b
+                modules = [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in (m for m in modules if m.startswith("validibot.")):
+                names = OPS_MODULE_LEVEL if id(node) in top_level else OPS_MAY_IMPORT
+                if not _allowed(module, names):
+                    where = "at load" if id(node) in top_level else "at run time"
+                    refused.append(
+                        f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {module} ({where})"
+                    )
+    assert not refused, "validibot_ops imports from the Django side outside OPS_MAY_IMPORT:\n" + (
+        "\n".join(refused)
+    )
