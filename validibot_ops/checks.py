@@ -34,14 +34,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import (
-    AssetCheckExecutionRecord,
-    AssetCheckExecutionRecordStatus,
-)
 
 from validibot.tasks.outcomes import ERROR, PASS, OutcomeCheck, OutcomeFigure, judge
 from validibot.tasks.registry import DEFAULT_QUEUE, MaintenanceTask
 from validibot_ops.alerts import RECOVERED, Alert, build_channels, deliver, ui_link
+from validibot_ops.dagster_internals import (
+    AssetCheckExecutionRecord,
+    AssetCheckExecutionRecordStatus,
+)
 from validibot_ops.resources import DjangoResource
 from validibot_ops.tags import ASSET_PREFIX, CELERY_QUEUE_TAG, task_asset_key
 

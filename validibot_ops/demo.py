@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster._core.execution.api import execute_run
-from dagster._core.remote_representation.code_location import CodeLocation
-from dagster._core.remote_representation.external import RemoteJob, RemoteRepository
-from dagster._core.workspace.context import WorkspaceProcessContext
-from dagster._core.workspace.load_target import WorkspaceFileTarget
-from dagster._utils.hosted_user_process import recon_job_from_origin
 
 from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks_for_backend
+from validibot_ops.dagster_internals import (
+    CodeLocation,
+    RemoteJob,
+    RemoteRepository,
+    WorkspaceFileTarget,
+    WorkspaceProcessContext,
+    execute_run,
+    recon_job_from_origin,
+)
 from validibot_ops.tags import TRIGGER_TAG
 
 LOCAL_WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.local.yaml"

@@ -42,19 +42,17 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import dagster as dg
-from dagster._core.definitions.freshness import (  # no public export in 1.13
-    FreshnessState,
-    FreshnessStateRecord,
-)
-from dagster._core.scheduler.instigation import (  # no public export
-    InstigatorStatus,
-    InstigatorType,
-)
 
 from validibot.tasks.health import GRACE_ENV, grace_intervals_from_env, task_expected_interval
 from validibot.tasks.overrides import load_overrides
 from validibot.tasks.registry import MaintenanceTask
 from validibot_ops.alerts import LATE, RECOVERED, Alert, build_channels, deliver, ui_link
+from validibot_ops.dagster_internals import (
+    FreshnessState,
+    FreshnessStateRecord,
+    InstigatorStatus,
+    InstigatorType,
+)
 from validibot_ops.schedules import effective_schedule
 from validibot_ops.tags import ASSET_PREFIX, task_asset_key
 

@@ -22,23 +22,25 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+from dagster import DefaultRunLauncher
 from dagster import _check as check
-from dagster._core.launcher import (
-    CheckRunHealthResult,
-    LaunchRunContext,
-    ResumeRunContext,
-    RunLauncher,
-    WorkerStatus,
-)
-from dagster._core.launcher.default_run_launcher import DefaultRunLauncher
-from dagster._core.storage.tags import MAX_RETRIES_TAG
-from dagster._grpc.types import ExecuteRunArgs
-from dagster._serdes import ConfigurableClass, ConfigurableClassData, pack_value
 from dagster_celery.config import TASK_EXECUTE_JOB_NAME
 from dagster_celery.launcher import CeleryRunLauncher
 from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG, DAGSTER_CELERY_TASK_ID_TAG
 
 from validibot.core.broker import BROKER_ENVS, first_set
+from validibot_ops.dagster_internals import (
+    MAX_RETRIES_TAG,
+    CheckRunHealthResult,
+    ConfigurableClass,
+    ConfigurableClassData,
+    ExecuteRunArgs,
+    LaunchRunContext,
+    ResumeRunContext,
+    RunLauncher,
+    WorkerStatus,
+    pack_value,
+)
 from validibot_ops.executors import WARM, celery_app_config, run_mode
 from validibot_ops.tags import MAX_RUNTIME_TAG
 

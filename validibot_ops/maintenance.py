@@ -22,18 +22,18 @@ inside the maintenance window are not run afterwards.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import dagster as dg
-from dagster._core.scheduler.instigation import (
+
+from validibot_ops.dagster_internals import (
     InstigatorState,
     InstigatorStatus,
     ScheduleInstigatorData,
 )
-from dagster._time import get_current_timestamp
-
 from validibot_ops.schedule_state import InstanceSchedules
 
 NO_STORED_STATE = None
@@ -93,7 +93,7 @@ def _with_status(stored: InstigatorState, status: str) -> InstigatorState:
     data = stored.instigator_data
     cron = data.cron_schedule if isinstance(data, ScheduleInstigatorData) else None
     # A restarted schedule counts its ticks from now, like instance.start_schedule.
-    start = get_current_timestamp() if status != InstigatorStatus.STOPPED.value else None
+    start = time.time() if status != InstigatorStatus.STOPPED.value else None
     restored = stored.with_status(InstigatorStatus(status))
     if cron is None:
         return restored

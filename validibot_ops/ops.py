@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
-from dagster._core.errors import DagsterExecutionInterruptedError
+from dagster import DagsterExecutionInterruptedError
 
 from validibot.tasks.registry import MaintenanceTask
 from validibot.tasks.triggers import trigger_of

@@ -20,13 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.run_request import InstigatorType
-from dagster._core.remote_origin import RemoteInstigatorOrigin, RemoteRepositoryOrigin
-from dagster._core.scheduler.instigation import (
-    InstigatorState,
-    InstigatorStatus,
-    ScheduleInstigatorData,
-)
 
 from validibot.tasks import vocabulary
 from validibot.tasks.policies import (
@@ -49,6 +42,14 @@ from validibot_ops.alerts import (
     build_channels,
     deliver,
     ui_link,
+)
+from validibot_ops.dagster_internals import (
+    InstigatorState,
+    InstigatorStatus,
+    InstigatorType,
+    RemoteInstigatorOrigin,
+    RemoteRepositoryOrigin,
+    ScheduleInstigatorData,
 )
 from validibot_ops.tags import TASK_TAG
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import dagster as dg
 from celery import Celery
-from dagster._core.events import EngineEventData
 from dagster_celery.config import TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME
 
+from validibot_ops.dagster_internals import EngineEventData
 from validibot_ops.launcher import DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, heartbeat_key
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def execute_warm_run(
     canceled or failed meanwhile) finds its run past STARTING and returns without writing a
     single event: after a run has finished nothing writes into it.
     """
-    from dagster._cli.api import _execute_run_command_body
+    from validibot_ops.dagster_internals import _execute_run_command_body
 
     instance = _instance()
     run = instance.get_run_by_id(run_id)
@@ -127,9 +127,9 @@ def execute_warm_run(
 
 def register_run_tasks(app: Celery) -> None:
     """Register ``execute_job`` (warm runs) and dagster-celery's ``resume_job`` on ``app``."""
-    from dagster._grpc.types import ExecuteRunArgs
-    from dagster._serdes import unpack_value
     from dagster_celery.tasks import create_resume_job_task
+
+    from validibot_ops.dagster_internals import ExecuteRunArgs, unpack_value
 
     broker_url = app.conf.broker_url
 

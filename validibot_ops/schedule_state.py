@@ -14,9 +14,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.remote_representation.external import RemoteSchedule
-from dagster._core.workspace.context import WorkspaceProcessContext
-from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from validibot.tasks.overrides import load_overrides
 from validibot.tasks.policies import paused_reasons
@@ -28,6 +25,11 @@ from validibot.tasks.sync_plan import (
     SchedulePlan,
     apply_plan,
     plan_schedules,
+)
+from validibot_ops.dagster_internals import (
+    RemoteSchedule,
+    WorkspaceFileTarget,
+    WorkspaceProcessContext,
 )
 from validibot_ops.policies import failure_policy_cursor
 from validibot_ops.tags import OVERRIDE_TAG, TASK_TAG

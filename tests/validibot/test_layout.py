@@ -239,3 +239,17 @@ def test_the_code_location_imports_only_the_named_django_side_modules():
     assert not refused, "validibot_ops imports from the Django side outside OPS_MAY_IMPORT:\n" + (
         "\n".join(refused)
     )
+
+
+def test_private_dagster_names_are_imported_in_one_module_only():
+    """``validibot_ops/dagster_internals.py`` lists each with the reason no public API serves."""
+    allowed = PACKAGE.parent / "validibot_ops" / "dagster_internals.py"
+    private = [
+        f"{path.relative_to(PACKAGE.parent)} imports {module}"
+        for root in (PACKAGE, PACKAGE.parent / "validibot_ops")
+        for path in sorted(root.rglob("*.py"))
+        if path != allowed
+        for module in _imports(path)
+        if module.startswith("dagster._")
+    ]
+    assert not private, "\n".join(private)
