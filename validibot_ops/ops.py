@@ -12,7 +12,7 @@ from dagster import DagsterExecutionInterruptedError
 
 from validibot.tasks.registry import MaintenanceTask
 from validibot.tasks.triggers import trigger_of
-from validibot.tasks.vocabulary import OVER_STATUSES
+from validibot.tasks.vocabulary import OVER_STATUSES, STOPPING_STATUSES
 from validibot_ops.checks import evaluate_task_checks
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY
 from validibot_ops.resources import DjangoResource
@@ -49,7 +49,7 @@ def _numeric_counts(summary: dict[str, Any]) -> dict[str, int | float]:
     }
 
 
-FINISHED_RUN_STATUSES = frozenset(dg.DagsterRunStatus(name) for name in OVER_STATUSES)
+OVER_RUN_STATUSES = frozenset(dg.DagsterRunStatus(name) for name in OVER_STATUSES)
 
 
 def _refuse_if_run_finished(context: dg.OpExecutionContext, task: MaintenanceTask):
@@ -61,7 +61,7 @@ def _refuse_if_run_finished(context: dg.OpExecutionContext, task: MaintenanceTas
     do work nobody is watching; the step fails instead, saying why.
     """
     run = context.instance.get_run_by_id(context.run_id)
-    if run is not None and run.status in FINISHED_RUN_STATUSES:
+    if run is not None and run.status in OVER_RUN_STATUSES:
         raise dg.Failure(
             description=(
                 f"{task.id}: run {context.run_id} is already {run.status.value}; "
@@ -72,7 +72,7 @@ def _refuse_if_run_finished(context: dg.OpExecutionContext, task: MaintenanceTas
 
 
 CANCELED_REASON = "run canceled"
-STOPPING_RUN_STATUSES = frozenset({dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED})
+STOPPING_RUN_STATUSES = frozenset(dg.DagsterRunStatus(name) for name in STOPPING_STATUSES)
 
 
 def _run_is_stopping(context: dg.OpExecutionContext) -> bool:

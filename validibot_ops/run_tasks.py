@@ -19,6 +19,7 @@ import dagster as dg
 from celery import Celery
 from dagster_celery.config import TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME
 
+from validibot.tasks.vocabulary import STARTABLE_STATUSES
 from validibot_ops.dagster_internals import EngineEventData
 from validibot_ops.launcher import DEFAULT_HEARTBEAT_TIMEOUT_SECONDS, heartbeat_key
 
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 LAUNCHER_TASKS = (TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME)
 # The label dagster-celery's step events use for the worker node; warm runs report it too.
 WORKER_METADATA_LABEL = "Celery worker"
-STARTABLE = frozenset({dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING})
+STARTABLE = frozenset(dg.DagsterRunStatus(name) for name in STARTABLE_STATUSES)
 
 
 class LauncherTasksMissingError(RuntimeError):

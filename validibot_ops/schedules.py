@@ -7,16 +7,11 @@ import dagster as dg
 from validibot.tasks.overrides import ScheduleOverride
 from validibot.tasks.policies import policy_summary
 from validibot.tasks.registry import BACKEND_DAGSTER, MaintenanceTask
+from validibot.tasks.vocabulary import IN_PROGRESS_STATUSES
 from validibot_ops.policies import tick_skip_reason
 from validibot_ops.tags import OVERRIDE_TAG, TASK_TAG, TRIGGER_TAG
 
-IN_PROGRESS_STATUSES = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
+IN_PROGRESS = [dg.DagsterRunStatus(name) for name in sorted(IN_PROGRESS_STATUSES)]
 """A run in any of these states means the task is busy; a new tick is skipped, not queued."""
 
 
@@ -53,7 +48,7 @@ def build_task_schedule(
 
     def _evaluate(context: dg.ScheduleEvaluationContext):
         # Catch-up window first, then the overlap policy (validibot_ops/policies.py).
-        skip = tick_skip_reason(context, task, IN_PROGRESS_STATUSES)
+        skip = tick_skip_reason(context, task, IN_PROGRESS)
         if skip:
             return dg.SkipReason(skip)
         tick = context.scheduled_execution_time

@@ -253,3 +253,41 @@ def test_private_dagster_names_are_imported_in_one_module_only():
         if module.startswith("dagster._")
     ]
     assert not private, "\n".join(private)
+
+
+RUN_STATUSES = {
+    "QUEUED",
+    "NOT_STARTED",
+    "STARTING",
+    "STARTED",
+    "SUCCESS",
+    "FAILURE",
+    "CANCELING",
+    "CANCELED",
+}
+
+
+def _is_status(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value in RUN_STATUSES
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr in RUN_STATUSES
+        and ast.unparse(node.value).endswith("DagsterRunStatus")
+    )
+
+
+def test_every_set_of_run_statuses_is_declared_once_in_the_vocabulary():
+    """One status vocabulary: a set of run statuses written anywhere but
+    ``validibot/tasks/vocabulary.py`` is how two of them came to disagree about CANCELING."""
+    vocabulary = PACKAGE / "tasks" / "vocabulary.py"
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+        for root in (PACKAGE, PACKAGE.parent / "validibot_ops")
+        for path in sorted(root.rglob("*.py"))
+        if path != vocabulary
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.Set | ast.List | ast.Tuple)
+        and sum(_is_status(element) for element in node.elts) >= 2
+    ]
+    assert not found, "sets of run statuses outside the vocabulary:\n" + "\n".join(found)

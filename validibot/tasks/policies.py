@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from validibot.tasks.vocabulary import WAITING_STATUSES
+
 if TYPE_CHECKING:
     from validibot.tasks.registry import MaintenanceTask
 
@@ -36,9 +38,6 @@ OVERLAP_POLICIES: tuple[str, ...] = (OVERLAP_SKIP, OVERLAP_BUFFER_ONE, OVERLAP_A
 
 MIN_CATCHUP_WINDOW_SECONDS = 60
 """A shorter window would skip ordinary ticks that the daemon evaluates a few seconds late."""
-
-WAITING_STATUSES: frozenset[str] = frozenset({"QUEUED", "NOT_STARTED"})
-"""A run in one of these has not started: under ``buffer_one`` it is the one waiting run."""
 
 FAILURE_POLICY_SENSOR = "validibot_failure_policy"
 """The sensor that pauses failing schedules and escalates failing privacy tasks; its cursor

@@ -34,10 +34,31 @@ MAX_RUNTIME_TAG = "dagster/max_runtime"
 ASSET_PREFIX = "validibot_maintenance"
 """Asset key prefix of the per-task assets whose materializations plot each run's counts."""
 
+QUEUED = "QUEUED"
+NOT_STARTED = "NOT_STARTED"
+STARTING = "STARTING"
+STARTED = "STARTED"
 SUCCESS = "SUCCESS"
 FAILURE = "FAILURE"
 CANCELED = "CANCELED"
 CANCELING = "CANCELING"
+
+# Every set of run statuses the project uses, here and nowhere else (a layout test refuses a
+# set of run statuses written anywhere else). Each says what it is for.
+WAITING_STATUSES: frozenset[str] = frozenset({QUEUED, NOT_STARTED})
+"""Queued and not yet handed to a worker: ``buffer_one`` counts these as the one waiting."""
+
+STARTABLE_STATUSES: frozenset[str] = frozenset({NOT_STARTED, STARTING})
+"""A warm run task may start executing a run only in these (a late or redelivered one finds
+its run past them and writes nothing)."""
+
+IN_PROGRESS_STATUSES: frozenset[str] = frozenset(
+    {QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING}
+)
+"""The task is busy: a new tick is skipped (or buffered), never queued beside it."""
+
+STOPPING_STATUSES: frozenset[str] = frozenset({CANCELING, CANCELED})
+"""The run is being terminated (or was): the command's stop check answers ``run canceled``."""
 
 FINISHED_STATUSES: frozenset[str] = frozenset({SUCCESS, FAILURE, CANCELED})
 """A run in one of these will never change again."""
