@@ -18,7 +18,6 @@ from dagster._core.remote_representation.external import RemoteSchedule
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-from validibot.tasks.overrides import load_overrides
 from validibot.tasks.policies import paused_reasons
 from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks, get_tasks_for_backend
 from validibot.tasks.sync_plan import (
@@ -30,6 +29,7 @@ from validibot.tasks.sync_plan import (
     plan_schedules,
 )
 from validibot_ops.policies import failure_policy_cursor
+from validibot_ops.schedules import applied_overrides
 from validibot_ops.tags import OVERRIDE_TAG, TASK_TAG
 
 DEFAULT_WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.local.yaml"
@@ -102,7 +102,7 @@ def instance_schedules(
 def plan_for(schedules: InstanceSchedules) -> SchedulePlan:
     """The sync plan for the instance's schedules against the registry and overrides."""
     tasks = get_tasks_for_backend(BACKEND_DAGSTER)
-    overrides = load_overrides(known_ids={t.id for t in get_tasks()})
+    overrides = applied_overrides(get_tasks()).active  # as the code location applies it
     return plan_schedules(tasks, schedules.observed(), overrides)
 
 

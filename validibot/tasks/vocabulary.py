@@ -21,6 +21,10 @@ to ``manual``; the op records the resolved value: validibot.tasks.triggers)."""
 OVERRIDE_TAG = "validibot/override"
 """Set on schedules whose cron or enabled state comes from the incident overrides file."""
 
+OVERRIDE_PROBLEM_TAG = "validibot/override-problem"
+"""Set on schedules whose overrides entry (or whole file) was refused: the cause; the schedule
+keeps the registry's cron and state."""
+
 IDEMPOTENCY_TAG = "validibot/idempotency-key"
 """Set on a run launched over HTTP with an Idempotency-Key, so a retry can find that run."""
 
