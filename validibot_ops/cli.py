@@ -5,6 +5,7 @@ validibot-ops dev [--port N] [--host H] [-- dagster dev args]   # webserver + da
 validibot-ops worker --queue default      # production: a Celery worker on Redis
 validibot-ops sync-schedules [--dry-run|--check] [-w workspace.yaml]  # schedules = registry
 validibot-ops maintenance on --reason R --author A [--until T] | off | status
+validibot-ops overrides check FILE  # validate an incident overrides file before using it
 """
 
 from __future__ import annotations
@@ -300,6 +301,20 @@ def cmd_sync_schedules(args: argparse.Namespace) -> int:
     return 0
 
 
+def _id_hint(name: str) -> str:
+    """`` (the task id is 'x')`` for a schedule name, or the closest id, or nothing."""
+    import difflib
+
+    from validibot.tasks.registry import get_tasks
+
+    ids = sorted(t.id for t in get_tasks())
+    stem = name.removesuffix("_schedule")
+    if stem != name and stem in ids:
+        return f" (that is its schedule's name; the task id is {stem!r})"
+    match = difflib.get_close_matches(stem, ids, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     """Start a task's schedule the failure policy paused (or anyone stopped) again.
 
@@ -317,7 +332,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     task = get_task(args.task)
     if task is None:
-        print(f"error: no scheduled task {args.task!r} in the registry", file=sys.stderr)
+        print(
+            f"error: no scheduled task {args.task!r} in the registry{_id_hint(args.task)}",
+            file=sys.stderr,
+        )
         return 2
     workspace = [Path(p) for p in args.workspace] or [DEFAULT_WORKSPACE]
     if not os.environ.get("DAGSTER_HOME") and DEFAULT_LOCAL_HOME.is_dir():
@@ -331,6 +349,30 @@ def cmd_resume(args: argparse.Namespace) -> int:
     except ScheduleStateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_overrides_check(args: argparse.Namespace) -> int:
+    """Validate an overrides file as the code location would apply it.
+
+    Exit codes: 0 every entry applies, 1 a problem (one ``error:`` line each, the code
+    location's own message; those entries would be refused and their tasks keep the registry's
+    schedule).
+    """
+    from validibot.tasks.registry import get_tasks
+    from validibot_ops.schedules import applied_overrides
+
+    loaded = applied_overrides(get_tasks(), path=Path(args.file))
+    for override in loaded.active.values():
+        print(f"ok: {override.task_id}: {override.describe()}")
+    for override in loaded.expired.values():
+        print(f"expired (applies nothing, remove it): {override.task_id}: {override.describe()}")
+    for problem in loaded.problems:
+        print(f"error: {problem.message()}", file=sys.stderr)
+    if loaded.problems:
+        print(f"{len(loaded.problems)} problem(s) in {args.file}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: {len(loaded.active)} override(s) would apply")
     return 0
 
 
@@ -448,6 +490,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="workspace file (repeatable; default workspace.local.yaml)",
     )
     resume_parser.set_defaults(func=cmd_resume)
+
+    overrides_parser = sub.add_parser(
+        "overrides",
+        help="check an incident overrides file before putting it in place",
+        description="See docs/operations.md, 'Incident overrides'.",
+    )
+    overrides_sub = overrides_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check_parser = overrides_sub.add_parser(
+        "check",
+        help="validate FILE with the code location's messages; exit 1 on any problem",
+        description="Reads FILE as the code location reads $VALIDIBOT_SCHEDULE_OVERRIDES: "
+        "prints each entry that would apply, and one error line per entry that would be "
+        "refused (its task would keep the registry's schedule). Exit 0 clean, 1 problems.",
+    )
+    check_parser.add_argument("file", help="the overrides file (YAML or JSON)")
+    check_parser.set_defaults(func=cmd_overrides_check)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 from dagster._utils.schedules import is_valid_cron_schedule
@@ -30,7 +31,7 @@ IN_PROGRESS_STATUSES = [
 
 
 def applied_overrides(
-    tasks: Sequence[MaintenanceTask], now: datetime | None = None
+    tasks: Sequence[MaintenanceTask], now: datetime | None = None, path: Path | None = None
 ) -> OverrideFile:
     """The overrides file as the code location applies it, failing safe.
 
@@ -38,8 +39,9 @@ def applied_overrides(
     Dagster's stricter check refuses) applies nothing: its task keeps the registry's cron and
     state, and the entry is one of :attr:`OverrideFile.problems`. A file that does not read or
     parse applies no entry at all. Every other entry applies; no problem stops the load.
+    ``path`` defaults to ``$VALIDIBOT_SCHEDULE_OVERRIDES``.
     """
-    loaded = read_override_file(known_ids={t.id for t in tasks}, now=now)
+    loaded = read_override_file(path, known_ids={t.id for t in tasks}, now=now)
     active: dict[str, ScheduleOverride] = {}
     problems = list(loaded.problems)
     for task_id, override in loaded.active.items():
