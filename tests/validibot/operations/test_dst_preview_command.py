@@ -18,7 +18,7 @@ from django.core.management.base import CommandError
 from validibot.tasks.overrides import OVERRIDES_ENV
 from validibot.tasks.registry import ClockChangeWarning, MaintenanceTask, register
 
-OTHER_CHECKS = ["database", "redis", "workers", "code_location", "daemon", "schedules"]
+OTHER_CHECKS = ["database", "redis", "workers", "code_location", "daemon", "schedules", "overrides"]
 OTHER_CHECKS += ["task_health", "maintenance"]
 
 
