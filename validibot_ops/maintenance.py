@@ -133,7 +133,7 @@ def add_parser(sub: Any, workspace_help: str) -> None:
     on.add_argument(
         "--until",
         default=None,
-        help="ISO 8601 time with a timezone (2026-12-03T06:00:00Z): the validibot_maintenance "
+        help="ISO 8601 time with a timezone (2099-12-03T06:00:00Z): the validibot_maintenance "
         "sensor restores the schedules then",
     )
     actions.add_parser("off", help="restore the recorded schedule states and end maintenance")

@@ -5,7 +5,7 @@ a new ``cron`` and/or ``enabled``, with who asked for it and why (both required)
 when it ends::
 
     {"clear_sessions": {"enabled": false, "reason": "INC-42", "author": "alice",
-                        "expires_at": "2026-12-03T06:00:00Z"}}
+                        "expires_at": "2099-12-03T06:00:00Z"}}
 
 Expiry (``expires_at``, an aware datetime): an entry stops applying once its time has passed;
 it is left out of every load from then on (:attr:`OverrideFile.expired`), and the code
@@ -62,7 +62,7 @@ class ScheduleOverride:
     """When the override stops applying (aware); ``None``: until removed from the file."""
 
     def describe(self) -> str:
-        """``cron='30 4 * * *' (INC-42; by alice; expires 2026-12-03T06:00:00+00:00)``."""
+        """``cron='30 4 * * *' (INC-42; by alice; expires 2099-12-03T06:00:00+00:00)``."""
         parts = []
         if self.cron is not None:
             parts.append(f"cron={self.cron!r}")
