@@ -11,6 +11,7 @@ of each asset check, named by :func:`validibot.tasks.health.task_state`.
 
 from __future__ import annotations
 
+import difflib
 import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -67,6 +68,18 @@ def _ago(moment: datetime | None, now: datetime) -> str:
     return f"{timesince(moment, now, depth=1)} ago".replace("\xa0", " ")
 
 
+def refuse_unknown(requested: list[str], known: set[str]) -> None:
+    """``--task`` ids must exist (a typo must not print an empty, reassuring answer)."""
+    unknown = sorted(set(requested) - known)
+    if not unknown:
+        return
+    hints = []
+    for task_id in unknown:
+        match = difflib.get_close_matches(task_id.removesuffix("_schedule"), sorted(known), n=1)
+        hints.append(f"{task_id} (did you mean {match[0]!r}?)" if match else task_id)
+    raise CommandError(f"unknown task id(s): {', '.join(hints)}")
+
+
 class Command(BaseCommand):
     help = (
         "Show each scheduled task's health as Dagster judges it (its freshness verdict and "
@@ -112,12 +125,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["history"]:
+            refuse_unknown(options["task"], {t.id for t in get_tasks()})
             self.history(options)
             return
         tasks = get_tasks_for_backend(BACKEND_DAGSTER)
-        unknown = set(options["task"]) - {t.id for t in tasks}
-        if unknown:
-            raise CommandError(f"unknown task id(s): {', '.join(sorted(unknown))}")
+        refuse_unknown(options["task"], {t.id for t in tasks})
         if options["task"]:
             tasks = tuple(t for t in tasks if t.id in options["task"])
         if options["preview"] or options["days"] is not None:
