@@ -107,7 +107,7 @@ def status_lines(window: Any, now: datetime) -> list[str]:
     if window is None:
         return ["maintenance: off"]
     state = "on" if maintenance.is_active(window, now) else "ended (restore pending)"
-    lines = [f"maintenance {state}: {maintenance.describe(window)[len('maintenance: ') :]}"]
+    lines = [f"maintenance {state}: {maintenance.window_text(window)}"]
     for name, before in sorted(window.prior_states.items()):
         lines.append(f"  {name}: was {before['status']} ({before['stored'] or 'default'})")
     return lines
@@ -204,7 +204,11 @@ def turn_on(schedules: InstanceSchedules, request: Any, now: datetime) -> list[s
     window, new = maintenance.record(request, snapshot(schedules), now)
     lines = pause_all(schedules)
     head = "maintenance on" if new else "maintenance already on (first recorded states kept)"
-    return [f"{head}: {maintenance.describe(window)}", *lines, f"{len(lines)} schedule(s) stopped"]
+    return [
+        f"{head}: {maintenance.window_text(window)}",
+        *lines,
+        f"{len(lines)} schedule(s) stopped",
+    ]
 
 
 def turn_off(instance: dg.DagsterInstance) -> list[str]:

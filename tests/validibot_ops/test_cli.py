@@ -243,10 +243,10 @@ def test_maintenance_round_trip_against_dev_restores_every_schedule(dev):
         assert "maintenance on: deploy 12 (by alice since" in status.stdout
         assert f"{toggled}: was STOPPED (STOPPED)" in status.stdout
         table = dev.run([sys.executable, "manage.py", "scheduled_task_status"])
-        assert "MAINTENANCE MODE ON, schedules paused: maintenance: deploy 12" in table.stdout
+        assert "MAINTENANCE MODE ON, schedules paused: deploy 12" in table.stdout
         doctor = dev.run([sys.executable, "manage.py", "doctor", "--json", "--skip", "workers"])
         rows = {r["check"]: r for r in json.loads(doctor.stdout.strip().splitlines()[-1])}
-        assert rows["maintenance"]["detail"].startswith("ON maintenance: deploy 12 (by alice")
+        assert rows["maintenance"]["detail"].startswith("ON: deploy 12 (by alice")
         wait_until(
             lambda: _maintenance_banner(dev).startswith("MAINTENANCE ON: deploy 12 (by alice"),
             240,

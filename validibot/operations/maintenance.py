@@ -78,7 +78,12 @@ def is_active(window: MaintenanceMode | None, now: datetime) -> bool:
 
 def describe(window: MaintenanceMode) -> str:
     """One line: ``maintenance: R (by A since S[, until T])``."""
-    text = f"maintenance: {window.reason} (by {window.author} since {window.started_at.isoformat()}"
+    return f"maintenance: {window_text(window)}"
+
+
+def window_text(window: MaintenanceMode) -> str:
+    """``R (by A since S[, until T])``: for lines that already say "maintenance"."""
+    text = f"{window.reason} (by {window.author} since {window.started_at.isoformat()}"
     if window.until is not None:
         text += f", until {window.until.isoformat()}"
     return text + ")"

@@ -72,7 +72,7 @@ def test_doctor_shows_maintenance_with_reason_author_and_until():
     _maintenance(until=until)
     row = _doctor()["maintenance"]
     assert row["status"] == "warn"
-    assert "ON maintenance: deploy 12 (by alice since " in row["detail"]
+    assert "ON: deploy 12 (by alice since " in row["detail"]
     assert f"until {until.isoformat()}" in row["detail"]
 
 
@@ -114,3 +114,24 @@ def test_a_sync_is_refused_while_maintenance_is_on(dead_url):
     with pytest.raises(CommandError, match="maintenance: deploy 12 .* is on: a sync would") as e:
         call_command("sync_schedules", "--url", dead_url, stdout=io.StringIO())
     assert e.value.returncode == 2
+
+
+def test_doctor_does_not_advise_a_sync_that_maintenance_mode_refuses():
+    """Issue 28 point 7: drift during maintenance pointed at sync_schedules, which refuses."""
+    from validibot.operations.management.commands.doctor import drift_advice
+
+    assert "sync_schedules" in drift_advice()
+    _maintenance()
+    advice = drift_advice()
+    assert "`validibot-ops maintenance off`" in advice and "run `manage.py sync_schedules`" not in (
+        advice
+    )
+
+
+def test_no_surface_doubles_the_maintenance_prefix():
+    from validibot.operations import maintenance
+
+    window = _maintenance()
+    assert maintenance.describe(window).count("maintenance:") == 1
+    detail = _doctor()["maintenance"]["detail"]
+    assert "maintenance:" not in detail and detail.startswith("ON: deploy 12")

@@ -64,6 +64,18 @@ class Result:
     detail: str
 
 
+def drift_advice() -> str:
+    """What to run about schedule drift: ``sync_schedules`` is refused in maintenance mode."""
+    from validibot.operations import maintenance
+
+    if maintenance.is_active(maintenance.current(), timezone.now()):
+        return (
+            "maintenance mode is on (schedules paused on purpose; sync_schedules is refused): "
+            "`validibot-ops maintenance off` restores them"
+        )
+    return "run `manage.py sync_schedules`"
+
+
 def load_error_cause(error: dict[str, Any]) -> str:
     """A failed code location's cause: the first line of its error chain (the error the
     definitions raised, e.g. naming the registry entry), else of the error itself. Dagster's
@@ -273,9 +285,7 @@ class Command(BaseCommand):
             return Result("schedules", FAIL, f"not loaded: {', '.join(missing)}")
         if plan.drifted:
             return Result(
-                "schedules",
-                WARN,
-                f"drift ({'; '.join(plan.diff_lines())}); run `manage.py sync_schedules`",
+                "schedules", WARN, f"drift ({'; '.join(plan.diff_lines())}); {drift_advice()}"
             )
         return Result("schedules", OK, f"{len(tasks)} schedules match the registry")
 
@@ -319,14 +329,14 @@ class Command(BaseCommand):
             return Result(
                 "maintenance",
                 WARN,
-                f"{maintenance.describe(window)} has ended; the validibot_maintenance sensor "
+                f"{maintenance.window_text(window)} has ended; the validibot_maintenance sensor "
                 "restores the schedules (or run `validibot-ops maintenance off`)",
             )
         paused = len(window.prior_states)
         return Result(
             "maintenance",
             WARN,
-            f"ON {maintenance.describe(window)}: {paused} schedules recorded and paused, "
+            f"ON: {maintenance.window_text(window)}: {paused} schedules recorded and paused, "
             "HTTP trigger answers 409",
         )
 

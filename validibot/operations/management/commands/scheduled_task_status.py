@@ -271,7 +271,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"override {r['task']}: {r['override']}")
         notes = {r["maintenance"] for r in rows if r.get("maintenance")}
         for note in sorted(notes):
-            self.stdout.write(f"MAINTENANCE MODE ON, schedules paused: {note}")
+            # The line already says maintenance; the note (as in --json) starts with it too.
+            text = note.removeprefix("maintenance: ")
+            self.stdout.write(f"MAINTENANCE MODE ON, schedules paused: {text}")
 
     def policy_lines(self, rows: list[dict[str, Any]]) -> None:
         """One detail line per task: its schedule policies, and a failure pause if any."""
