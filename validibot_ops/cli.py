@@ -276,11 +276,14 @@ def cmd_sync_schedules(args: argparse.Namespace) -> int:
         instance_schedules,
         plan_for,
         sync,
+        use_instance,
     )
 
     workspace = [Path(p) for p in args.workspace] or [DEFAULT_WORKSPACE]
-    if not os.environ.get("DAGSTER_HOME") and DEFAULT_LOCAL_HOME.is_dir():
-        os.environ["DAGSTER_HOME"] = str(DEFAULT_LOCAL_HOME)  # the instance `dev` serves
+    problem = use_instance(workspace)  # the instance `dev` serves when DAGSTER_HOME is unset
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         with (
             dg.DagsterInstance.get() as instance,
@@ -328,6 +331,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         DEFAULT_WORKSPACE,
         ScheduleStateError,
         instance_schedules,
+        use_instance,
     )
 
     task = get_task(args.task)
@@ -338,8 +342,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         )
         return 2
     workspace = [Path(p) for p in args.workspace] or [DEFAULT_WORKSPACE]
-    if not os.environ.get("DAGSTER_HOME") and DEFAULT_LOCAL_HOME.is_dir():
-        os.environ["DAGSTER_HOME"] = str(DEFAULT_LOCAL_HOME)
+    problem = use_instance(workspace)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         with (
             dg.DagsterInstance.get() as instance,

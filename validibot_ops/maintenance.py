@@ -148,11 +148,9 @@ def cmd_maintenance(args: Any) -> int:
     from datetime import UTC
     from pathlib import Path
 
-    from validibot_ops.paths import DEFAULT_LOCAL_HOME
     from validibot_ops.schedule_state import DEFAULT_WORKSPACE, ScheduleStateError
 
-    if not os.environ.get("DAGSTER_HOME") and DEFAULT_LOCAL_HOME.is_dir():
-        os.environ["DAGSTER_HOME"] = str(DEFAULT_LOCAL_HOME)  # the instance `dev` serves
+    workspace = [Path(p) for p in getattr(args, "workspace", [])] or [DEFAULT_WORKSPACE]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     import logging
 
@@ -171,18 +169,31 @@ def cmd_maintenance(args: Any) -> int:
             lines = status_lines(maintenance.current(), now)
         elif args.action == "on":
             request = maintenance.validate_request(args.reason, args.author, args.until, now)
-            workspace = [Path(p) for p in args.workspace] or [DEFAULT_WORKSPACE]
+            _use_instance(workspace)
             lines = _on(request, workspace, now)
         else:
+            _use_instance(())
             lines = _off()
     except maintenance.MaintenanceInputError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    except (ScheduleStateError, DatabaseError) as exc:
+    except ScheduleStateError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except DatabaseError as exc:
         sys.stderr.write(f"error: {type(exc).__name__}: {exc}\n")
         return 2
     sys.stdout.write("".join(f"{line}\n" for line in lines))
     return 0
+
+
+def _use_instance(workspace: Any) -> None:
+    """Refuse a DAGSTER_HOME or workspace file that is not there, in one line."""
+    from validibot_ops.schedule_state import ScheduleStateError, use_instance
+
+    problem = use_instance(workspace)
+    if problem:
+        raise ScheduleStateError(problem)
 
 
 def _on(request: Any, workspace: list[Any], now: datetime) -> list[str]:
