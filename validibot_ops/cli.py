@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from validibot_ops.paths import DEFAULT_LOCAL_HOME, LOCAL_INSTANCE_YAML, LOCAL_WORKSPACE
 
@@ -104,10 +107,64 @@ def _client_url(host: str, port: int) -> str:
     return f"http://{reachable}:{port}"
 
 
+DEV_LOCK_NAME = "validibot-dev.lock"
+"""In DAGSTER_HOME: flock-held by the running `dev` (the kernel drops it when that process
+dies, so a crash leaves no stale lock); holds its pid and URL for the refusal message."""
+
+
+def _dev_already_running(home: Path, host: str, port: int) -> str | None:
+    """Why a second `dev` must not start here, or ``None``; looks only, changes nothing."""
+    lock = home / DEV_LOCK_NAME
+    if lock.is_file():
+        with lock.open("r+") as held:
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                who = held.read().strip() or "another process"
+                return f"validibot-ops dev already runs on DAGSTER_HOME={home} ({who})"
+            fcntl.flock(held, fcntl.LOCK_UN)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As a server binds: a port left in TIME_WAIT by a stopped `dev` is free, a listening
+        # one is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return (
+                f"port {port} on {host} is already in use ({exc.strerror}): another "
+                "`validibot-ops dev` or another server; stop it or choose --port"
+            )
+    return None
+
+
+def _hold_dev_lock(home: Path, url: str) -> Any:
+    """Take the DAGSTER_HOME lock for this process's lifetime (returns the open file)."""
+    held = (home / DEV_LOCK_NAME).open("a+")
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        held.close()
+        return None  # lost a race with another `dev` started at the same moment
+    held.truncate(0)
+    held.write(f"pid {os.getpid()}, UI {url}\n")
+    held.flush()
+    return held
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     _embedded_default()
+    wanted = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_LOCAL_HOME).resolve()
+    refused = _dev_already_running(wanted, args.host, args.port)
+    if refused:  # before anything is created or started
+        print(f"error: {refused}; nothing was started", file=sys.stderr)
+        return 2
     home = _local_home()
     url = _client_url(args.host, args.port)
+    lock = _hold_dev_lock(home, url)
+    if lock is None:
+        print(f"error: validibot-ops dev already runs on DAGSTER_HOME={home}", file=sys.stderr)
+        return 2
     os.environ["VALIDIBOT_DAGSTER_URL"] = url
     env = _venv_bin_on_path(dict(os.environ))
     dagster = shutil.which("dagster", path=env["PATH"])
@@ -129,6 +186,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     print(f"== UI and GraphQL on {url}. In another shell, for the status commands and the CLI:")
     print(f"export VALIDIBOT_DAGSTER_URL={url}   # doctor, scheduled_task_status, sync_schedules")
     print(f"export DAGSTER_HOME={home}   # the stock dagster CLI", flush=True)
+    # `lock` stays open (held) until this function returns, i.e. until dev has stopped.
     # Run from DAGSTER_HOME: `dagster dev` warns about a dagster.yaml in its working directory
     # unless that directory is DAGSTER_HOME (the checkout's root file is only the template).
     return supervise(argv, env, cwd=home)
