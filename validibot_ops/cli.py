@@ -184,6 +184,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     ]
     print(f"== DAGSTER_HOME={home}: {' '.join(argv[1:])}")
     print(f"== UI and GraphQL on {url}. In another shell, for the status commands and the CLI:")
+    print(f'export PATH="{Path(sys.executable).parent}:$PATH"   # python, dagster, validibot-ops')
     print(f"export VALIDIBOT_DAGSTER_URL={url}   # doctor, scheduled_task_status, sync_schedules")
     print(f"export DAGSTER_HOME={home}   # the stock dagster CLI", flush=True)
     # `lock` stays open (held) until this function returns, i.e. until dev has stopped.
