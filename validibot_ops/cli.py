@@ -5,19 +5,23 @@ validibot-ops dev [--port N] [--host H] [-- dagster dev args]   # webserver + da
 validibot-ops worker --queue default      # production: a Celery worker on Redis
 validibot-ops sync-schedules [--dry-run|--check] [-w workspace.yaml]  # schedules = registry
 validibot-ops maintenance on --reason R --author A [--until T] | off | status
+validibot-ops overrides check FILE  # validate an incident overrides file before using it
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from validibot_ops.paths import DEFAULT_LOCAL_HOME, LOCAL_INSTANCE_YAML, LOCAL_WORKSPACE
 
@@ -103,10 +107,64 @@ def _client_url(host: str, port: int) -> str:
     return f"http://{reachable}:{port}"
 
 
+DEV_LOCK_NAME = "validibot-dev.lock"
+"""In DAGSTER_HOME: flock-held by the running `dev` (the kernel drops it when that process
+dies, so a crash leaves no stale lock); holds its pid and URL for the refusal message."""
+
+
+def _dev_already_running(home: Path, host: str, port: int) -> str | None:
+    """Why a second `dev` must not start here, or ``None``; looks only, changes nothing."""
+    lock = home / DEV_LOCK_NAME
+    if lock.is_file():
+        with lock.open("r+") as held:
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                who = held.read().strip() or "another process"
+                return f"validibot-ops dev already runs on DAGSTER_HOME={home} ({who})"
+            fcntl.flock(held, fcntl.LOCK_UN)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As a server binds: a port left in TIME_WAIT by a stopped `dev` is free, a listening
+        # one is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return (
+                f"port {port} on {host} is already in use ({exc.strerror}): another "
+                "`validibot-ops dev` or another server; stop it or choose --port"
+            )
+    return None
+
+
+def _hold_dev_lock(home: Path, url: str) -> Any:
+    """Take the DAGSTER_HOME lock for this process's lifetime (returns the open file)."""
+    held = (home / DEV_LOCK_NAME).open("a+")
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        held.close()
+        return None  # lost a race with another `dev` started at the same moment
+    held.truncate(0)
+    held.write(f"pid {os.getpid()}, UI {url}\n")
+    held.flush()
+    return held
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     _embedded_default()
+    wanted = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_LOCAL_HOME).resolve()
+    refused = _dev_already_running(wanted, args.host, args.port)
+    if refused:  # before anything is created or started
+        print(f"error: {refused}; nothing was started", file=sys.stderr)
+        return 2
     home = _local_home()
     url = _client_url(args.host, args.port)
+    lock = _hold_dev_lock(home, url)
+    if lock is None:
+        print(f"error: validibot-ops dev already runs on DAGSTER_HOME={home}", file=sys.stderr)
+        return 2
     os.environ["VALIDIBOT_DAGSTER_URL"] = url
     env = _venv_bin_on_path(dict(os.environ))
     dagster = shutil.which("dagster", path=env["PATH"])
@@ -126,8 +184,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     ]
     print(f"== DAGSTER_HOME={home}: {' '.join(argv[1:])}")
     print(f"== UI and GraphQL on {url}. In another shell, for the status commands and the CLI:")
+    print(f'export PATH="{Path(sys.executable).parent}:$PATH"   # python, dagster, validibot-ops')
     print(f"export VALIDIBOT_DAGSTER_URL={url}   # doctor, scheduled_task_status, sync_schedules")
     print(f"export DAGSTER_HOME={home}   # the stock dagster CLI", flush=True)
+    # `lock` stays open (held) until this function returns, i.e. until dev has stopped.
     # Run from DAGSTER_HOME: `dagster dev` warns about a dagster.yaml in its working directory
     # unless that directory is DAGSTER_HOME (the checkout's root file is only the template).
     return supervise(argv, env, cwd=home)
@@ -275,11 +335,14 @@ def cmd_sync_schedules(args: argparse.Namespace) -> int:
         instance_schedules,
         plan_for,
         sync,
+        use_instance,
     )
 
     workspace = [Path(p) for p in args.workspace] or [DEFAULT_WORKSPACE]
-    if not os.environ.get("DAGSTER_HOME") and DEFAULT_LOCAL_HOME.is_dir():
-        os.environ["DAGSTER_HOME"] = str(DEFAULT_LOCAL_HOME)  # the instance `dev` serves
+    problem = use_instance(workspace)  # the instance `dev` serves when DAGSTER_HOME is unset
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         with (
             dg.DagsterInstance.get() as instance,
@@ -300,6 +363,20 @@ def cmd_sync_schedules(args: argparse.Namespace) -> int:
     return 0
 
 
+def _id_hint(name: str) -> str:
+    """`` (the task id is 'x')`` for a schedule name, or the closest id, or nothing."""
+    import difflib
+
+    from validibot.tasks.registry import get_tasks
+
+    ids = sorted(t.id for t in get_tasks())
+    stem = name.removesuffix("_schedule")
+    if stem != name and stem in ids:
+        return f" (that is its schedule's name; the task id is {stem!r})"
+    match = difflib.get_close_matches(stem, ids, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     """Start a task's schedule the failure policy paused (or anyone stopped) again.
 
@@ -313,15 +390,21 @@ def cmd_resume(args: argparse.Namespace) -> int:
         DEFAULT_WORKSPACE,
         ScheduleStateError,
         instance_schedules,
+        use_instance,
     )
 
     task = get_task(args.task)
     if task is None:
-        print(f"error: no scheduled task {args.task!r} in the registry", file=sys.stderr)
+        print(
+            f"error: no scheduled task {args.task!r} in the registry{_id_hint(args.task)}",
+            file=sys.stderr,
+        )
         return 2
     workspace = [Path(p) for p in args.workspace] or [DEFAULT_WORKSPACE]
-    if not os.environ.get("DAGSTER_HOME") and DEFAULT_LOCAL_HOME.is_dir():
-        os.environ["DAGSTER_HOME"] = str(DEFAULT_LOCAL_HOME)
+    problem = use_instance(workspace)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         with (
             dg.DagsterInstance.get() as instance,
@@ -331,6 +414,30 @@ def cmd_resume(args: argparse.Namespace) -> int:
     except ScheduleStateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_overrides_check(args: argparse.Namespace) -> int:
+    """Validate an overrides file as the code location would apply it.
+
+    Exit codes: 0 every entry applies, 1 a problem (one ``error:`` line each, the code
+    location's own message; those entries would be refused and their tasks keep the registry's
+    schedule).
+    """
+    from validibot.tasks.registry import get_tasks
+    from validibot_ops.schedules import applied_overrides
+
+    loaded = applied_overrides(get_tasks(), path=Path(args.file))
+    for override in loaded.active.values():
+        print(f"ok: {override.task_id}: {override.describe()}")
+    for override in loaded.expired.values():
+        print(f"expired (applies nothing, remove it): {override.task_id}: {override.describe()}")
+    for problem in loaded.problems:
+        print(f"error: {problem.message()}", file=sys.stderr)
+    if loaded.problems:
+        print(f"{len(loaded.problems)} problem(s) in {args.file}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: {len(loaded.active)} override(s) would apply")
     return 0
 
 
@@ -448,6 +555,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="workspace file (repeatable; default workspace.local.yaml)",
     )
     resume_parser.set_defaults(func=cmd_resume)
+
+    overrides_parser = sub.add_parser(
+        "overrides",
+        help="check an incident overrides file before putting it in place",
+        description="See docs/operations.md, 'Incident overrides'.",
+    )
+    overrides_sub = overrides_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check_parser = overrides_sub.add_parser(
+        "check",
+        help="validate FILE with the code location's messages; exit 1 on any problem",
+        description="Reads FILE as the code location reads $VALIDIBOT_SCHEDULE_OVERRIDES: "
+        "prints each entry that would apply, and one error line per entry that would be "
+        "refused (its task would keep the registry's schedule). Exit 0 clean, 1 problems.",
+    )
+    check_parser.add_argument("file", help="the overrides file (YAML or JSON)")
+    check_parser.set_defaults(func=cmd_overrides_check)
     return parser
 
 

@@ -58,6 +58,10 @@ from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, pack_value, unpack_value
 from dagster._utils.hosted_user_process import recon_job_from_origin
 
+# Dagster's own cron check (stricter than croniter: `0 0 31 2 *` passes croniter, not Dagster),
+# so an overrides entry is refused the way the schedule itself would be.
+from dagster._utils.schedules import is_valid_cron_schedule
+
 __all__ = [
     "AssetCheckExecutionRecord",
     "AssetCheckExecutionRecordStatus",
@@ -89,6 +93,7 @@ __all__ = [
     "WorkspaceProcessContext",
     "_execute_run_command_body",
     "execute_run",
+    "is_valid_cron_schedule",
     "pack_value",
     "recon_job_from_origin",
     "unpack_value",

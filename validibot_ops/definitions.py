@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from validibot.tasks.overrides import load_overrides
 from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks
 from validibot_ops.checks import build_check_definitions
 from validibot_ops.commands import check_commands
@@ -21,7 +20,7 @@ from validibot_ops.history_files import build_history_files_sensor
 from validibot_ops.io import SUMMARY_IO_MANAGER_KEY, SummaryIOManager
 from validibot_ops.jobs import build_task_job
 from validibot_ops.resources import DjangoResource
-from validibot_ops.schedules import build_task_schedule
+from validibot_ops.schedules import applied_overrides, build_task_schedule, problems_for
 from validibot_ops.sensors import build_sensors
 from validibot_ops.tags import ASSET_PREFIX, task_asset_key
 
@@ -43,13 +42,18 @@ def build_definitions() -> dg.Definitions:
     schedule; a ``gcp``-only task is scheduled by Cloud Scheduler through its trigger."""
     tasks = get_tasks()
     check_commands(tasks)
-    overrides = load_overrides(known_ids={t.id for t in tasks})
+    overrides = applied_overrides(tasks)  # a bad entry holds only its own task
     executor = build_executor()
     jobs = {task.id: build_task_job(task, executor) for task in tasks}
     scheduled = [t for t in tasks if BACKEND_DAGSTER in t.backends]
     # Schedules first: Dagster's cron check names a bad registry entry before the freshness
     # policies try to measure its interval.
-    schedules = [build_task_schedule(t, jobs[t.id], overrides.get(t.id)) for t in scheduled]
+    schedules = [
+        build_task_schedule(
+            t, jobs[t.id], overrides.active.get(t.id), problems_for(t, overrides.problems)
+        )
+        for t in scheduled
+    ]
     policies = freshness_policies(tasks)
     core = dg.Definitions(
         jobs=list(jobs.values()),

@@ -44,7 +44,6 @@ from datetime import timedelta
 import dagster as dg
 
 from validibot.tasks.health import GRACE_ENV, grace_intervals_from_env, task_expected_interval
-from validibot.tasks.overrides import load_overrides
 from validibot.tasks.registry import MaintenanceTask
 from validibot_ops.alerts import LATE, RECOVERED, Alert, build_channels, deliver, ui_link
 from validibot_ops.dagster_internals import (
@@ -53,7 +52,7 @@ from validibot_ops.dagster_internals import (
     InstigatorStatus,
     InstigatorType,
 )
-from validibot_ops.schedules import effective_schedule
+from validibot_ops.schedules import applied_overrides, effective_schedule
 from validibot_ops.tags import ASSET_PREFIX, task_asset_key
 
 FRESHNESS_ALERT_SENSOR_NAME = "validibot_freshness_alerts"
@@ -62,7 +61,7 @@ FRESHNESS_ALERT_INTERVAL_SECONDS = 60
 
 def effective_tasks(tasks: Sequence[MaintenanceTask]) -> list[MaintenanceTask]:
     """``tasks`` with the cron and enabled state their schedules actually get."""
-    overrides = load_overrides(known_ids={t.id for t in tasks})
+    overrides = applied_overrides(tasks).active
     result = []
     for task in tasks:
         cron, enabled = effective_schedule(task, overrides.get(task.id))

@@ -107,7 +107,7 @@ def status_lines(window: Any, now: datetime) -> list[str]:
     if window is None:
         return ["maintenance: off"]
     state = "on" if maintenance.is_active(window, now) else "ended (restore pending)"
-    lines = [f"maintenance {state}: {maintenance.describe(window)[len('maintenance: ') :]}"]
+    lines = [f"maintenance {state}: {maintenance.window_text(window)}"]
     for name, before in sorted(window.prior_states.items()):
         lines.append(f"  {name}: was {before['status']} ({before['stored'] or 'default'})")
     return lines
@@ -133,7 +133,7 @@ def add_parser(sub: Any, workspace_help: str) -> None:
     on.add_argument(
         "--until",
         default=None,
-        help="ISO 8601 time with a timezone (2026-12-03T06:00:00Z): the validibot_maintenance "
+        help="ISO 8601 time with a timezone (2099-12-03T06:00:00Z): the validibot_maintenance "
         "sensor restores the schedules then",
     )
     actions.add_parser("off", help="restore the recorded schedule states and end maintenance")
@@ -148,11 +148,9 @@ def cmd_maintenance(args: Any) -> int:
     from datetime import UTC
     from pathlib import Path
 
-    from validibot_ops.paths import DEFAULT_LOCAL_HOME
     from validibot_ops.schedule_state import DEFAULT_WORKSPACE, ScheduleStateError
 
-    if not os.environ.get("DAGSTER_HOME") and DEFAULT_LOCAL_HOME.is_dir():
-        os.environ["DAGSTER_HOME"] = str(DEFAULT_LOCAL_HOME)  # the instance `dev` serves
+    workspace = [Path(p) for p in getattr(args, "workspace", [])] or [DEFAULT_WORKSPACE]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     import logging
 
@@ -171,18 +169,31 @@ def cmd_maintenance(args: Any) -> int:
             lines = status_lines(maintenance.current(), now)
         elif args.action == "on":
             request = maintenance.validate_request(args.reason, args.author, args.until, now)
-            workspace = [Path(p) for p in args.workspace] or [DEFAULT_WORKSPACE]
+            _use_instance(workspace)
             lines = _on(request, workspace, now)
         else:
+            _use_instance(())
             lines = _off()
     except maintenance.MaintenanceInputError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    except (ScheduleStateError, DatabaseError) as exc:
+    except ScheduleStateError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except DatabaseError as exc:
         sys.stderr.write(f"error: {type(exc).__name__}: {exc}\n")
         return 2
     sys.stdout.write("".join(f"{line}\n" for line in lines))
     return 0
+
+
+def _use_instance(workspace: Any) -> None:
+    """Refuse a DAGSTER_HOME or workspace file that is not there, in one line."""
+    from validibot_ops.schedule_state import ScheduleStateError, use_instance
+
+    problem = use_instance(workspace)
+    if problem:
+        raise ScheduleStateError(problem)
 
 
 def _on(request: Any, workspace: list[Any], now: datetime) -> list[str]:
@@ -204,7 +215,11 @@ def turn_on(schedules: InstanceSchedules, request: Any, now: datetime) -> list[s
     window, new = maintenance.record(request, snapshot(schedules), now)
     lines = pause_all(schedules)
     head = "maintenance on" if new else "maintenance already on (first recorded states kept)"
-    return [f"{head}: {maintenance.describe(window)}", *lines, f"{len(lines)} schedule(s) stopped"]
+    return [
+        f"{head}: {maintenance.window_text(window)}",
+        *lines,
+        f"{len(lines)} schedule(s) stopped",
+    ]
 
 
 def turn_off(instance: dg.DagsterInstance) -> list[str]:

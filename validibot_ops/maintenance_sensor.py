@@ -42,7 +42,7 @@ def end_if_due(instance: dg.DagsterInstance, now: datetime) -> tuple[str, Alert 
     if window is None:
         return "maintenance off", None
     if maintenance.is_active(window, now):
-        return f"MAINTENANCE ON: {maintenance.describe(window)[len('maintenance: ') :]}", None
+        return f"MAINTENANCE ON: {maintenance.window_text(window)}", None
     changed = restore(instance, window.prior_states)
     maintenance.finish()
     text = (

@@ -1,4 +1,6 @@
-"""Expiring incident overrides: one alert when an override expires, then a code-location reload.
+"""Incident overrides after the load: an alert per refused entry, and expiry.
+
+Expiry: one alert when an override expires, then a code-location reload.
 
 An override's cron and running state are baked into its schedule when the code location loads
 (``validibot_ops/schedules.py``), and so are the description and ``validibot/override`` tag that
@@ -9,6 +11,9 @@ happens soon after an expiry instead of at the next deploy.
 
 ``validibot_override_expiry`` (every 60 s) re-reads the overrides file and:
 
+0. sends one ``override_refused`` alert per bad entry (this load's, or the file's as it is
+   now), naming the file, the entry and the cause; that entry's task keeps its registry
+   schedule (``validibot_ops.schedules.applied_overrides``), nothing else is affected;
 1. sends one ``override_expired`` alert per expired entry (the sensor cursor remembers which,
    keyed by task and expiry, so a reload, a restart or the next tick never repeats it);
 2. on a *later* tick, if this load still applies an override that has expired, asks the
@@ -36,17 +41,19 @@ import dagster as dg
 
 from validibot.tasks.overrides import (
     OVERRIDES_ENV,
-    OverridesError,
+    OverrideProblem,
     ScheduleOverride,
-    load_override_file,
+    read_override_file,
 )
 from validibot.tasks.registry import MaintenanceTask
 from validibot_ops.alerts import Alert, build_channels, deliver, ui_link
+from validibot_ops.schedules import applied_overrides
 
 OVERRIDE_EXPIRY_SENSOR_NAME = "validibot_override_expiry"
 OVERRIDE_EXPIRY_INTERVAL_SECONDS = 60
 RELOAD_RETRY_SECONDS = 300
 OVERRIDE_EXPIRED = "override_expired"
+OVERRIDE_REFUSED = "override_refused"
 DAGSTER_URL_ENV = "VALIDIBOT_DAGSTER_URL"
 LOCATION_NAME = "validibot_ops"
 """The code location's name in both workspace files (workspace.yaml, workspace.local.yaml)."""
@@ -133,25 +140,61 @@ def expired_alert(override: ScheduleOverride) -> Alert:
     )
 
 
+def refused_alert(problem: OverrideProblem) -> Alert:
+    held = (
+        f"{problem.task_id} keeps its registry schedule"
+        if problem.task_id is not None
+        else "every task keeps its registry schedule"
+    )
+    return Alert(
+        kind=OVERRIDE_REFUSED,
+        task=problem.task_id or "",
+        status="REFUSED",
+        summary=f"incident overrides entry refused: {problem.message()}; {held}",
+        error=f"fix the entry (check it with `validibot-ops overrides check {problem.source}`), "
+        "then reload the code location",
+        ui_url=ui_link("automation"),
+    )
+
+
+def problem_key(problem: OverrideProblem) -> str:
+    return f"refused:{problem.message()}"
+
+
+def check_problems(
+    problems: Sequence[OverrideProblem], state: ExpiryState, now: datetime, send: Callable
+) -> list[str]:
+    """Alert each refused entry once (this load's, or the file's as it is now)."""
+    fresh = [p for p in problems if problem_key(p) not in state.alerted]
+    for problem in fresh:
+        send(refused_alert(problem))
+        state.alerted[problem_key(problem)] = now.isoformat()
+    if not problems:
+        return []
+    return [f"refused: {'; '.join(p.message() for p in problems)}"]
+
+
 def check_expiry(
     applied: dict[str, ScheduleOverride],
     state: ExpiryState,
     now: datetime,
     send: Callable[[Alert], None],
     reload: Reloader,
+    problems: Sequence[OverrideProblem] = (),
+    known_ids: set[str] | None = None,
 ) -> str:
-    """One tick: alert each newly expired entry, reload if this load applies an expired one.
+    """One tick: alert each refused entry and each newly expired one, reload if this load
+    applies an expired one.
 
     Returns the tick's skip reason (what is in force, what expired, what was done).
     """
-    try:
-        current = load_override_file(known_ids=None, now=now)
-    except OverridesError as exc:
-        return f"overrides file unreadable (the next load will fail, see doctor): {exc}"
+    current = read_override_file(known_ids=known_ids, now=now)
+    problems = list({problem_key(p): p for p in (*problems, *current.problems)}.values())
+    refused = check_problems(problems, state, now, send)
     expired = {**{k: v for k, v in applied.items() if v.expired(now)}, **current.expired}
     fresh = [o for o in expired.values() if expiry_key(o) not in state.alerted]
     stale = sorted(k for k, v in applied.items() if v.expired(now))
-    notes = [f"{len(current.active)} in force"]
+    notes = [f"{len(current.active)} in force", *refused]
     if current.active:
         ending = [o.expires_at for o in current.active.values() if o.expires_at]
         if ending:
@@ -173,6 +216,7 @@ def check_expiry(
     elif stale:
         notes.append(f"expired {stale}: reload pending")
     known = {expiry_key(o) for o in (*current.active.values(), *expired.values())}
+    known |= {problem_key(p) for p in problems}
     state.alerted = {k: v for k, v in state.alerted.items() if k in known}
     return "; ".join(notes)
 
@@ -183,15 +227,17 @@ def build_override_expiry_sensor(
     reload: Reloader = graphql_reload,
 ) -> dg.SensorDefinition:
     """The sensor for the overrides applied by this load (read once, when it is built)."""
-    applied = load_override_file(known_ids={t.id for t in tasks}, now=clock()).active
+    loaded = applied_overrides(tasks, now=clock())
+    known_ids = {t.id for t in tasks}
 
     @dg.sensor(
         name=OVERRIDE_EXPIRY_SENSOR_NAME,
         minimum_interval_seconds=OVERRIDE_EXPIRY_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         required_resource_keys={"django"},  # built only if an email is sent (lazy Django)
-        description="Incident overrides with an expires_at: one alert when one expires, then "
-        "a reload of this code location so its schedules return to the registry.",
+        description="Incident overrides: one alert per refused entry (file, entry, cause; "
+        "its task keeps the registry schedule), one alert when an entry expires, then a "
+        "reload of this code location so its schedules return to the registry.",
     )
     def _expiry(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         state = ExpiryState.load(context.cursor)
@@ -200,7 +246,9 @@ def build_override_expiry_sensor(
         def send(alert: Alert) -> None:
             deliver(alert, channels, context.log)
 
-        reason = check_expiry(applied, state, clock(), send, reload)
+        reason = check_expiry(
+            loaded.active, state, clock(), send, reload, loaded.problems, known_ids
+        )
         context.update_cursor(state.dump())
         return dg.SkipReason(reason)
 

@@ -10,12 +10,12 @@ schedule storage, and starts/stops schedules through ``DagsterInstance``. The pl
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
 
-from validibot.tasks.overrides import load_overrides
 from validibot.tasks.policies import paused_reasons
 from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks, get_tasks_for_backend
 from validibot.tasks.sync_plan import (
@@ -31,7 +31,9 @@ from validibot_ops.dagster_internals import (
     WorkspaceFileTarget,
     WorkspaceProcessContext,
 )
+from validibot_ops.paths import DEFAULT_LOCAL_HOME
 from validibot_ops.policies import failure_policy_cursor
+from validibot_ops.schedules import applied_overrides
 from validibot_ops.tags import OVERRIDE_TAG, TASK_TAG
 
 DEFAULT_WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.local.yaml"
@@ -39,6 +41,35 @@ DEFAULT_WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.local.ya
 
 class ScheduleStateError(RuntimeError):
     """A code location of the workspace failed to load, or a schedule is unknown."""
+
+
+def use_instance(workspace: Sequence[Path] = ()) -> str | None:
+    """Point ``DAGSTER_HOME`` at the instance to work on; the problem in one line, or ``None``.
+
+    Unset: the local instance `dev` serves (``.dagster_home``), if it exists. A home that is
+    not a directory, or holds no ``dagster.yaml``, is refused before Dagster sees it: Dagster
+    would print a traceback for the first, and for the second quietly create an empty
+    instance, find every schedule "in sync" and exit 0. A workspace file must exist.
+    """
+    home = os.environ.get("DAGSTER_HOME", "").strip()
+    if not home and DEFAULT_LOCAL_HOME.is_dir():
+        os.environ["DAGSTER_HOME"] = home = str(DEFAULT_LOCAL_HOME)
+    missing = [str(p) for p in workspace if not Path(p).is_file()]
+    if missing:
+        return f"workspace file {missing[0]} does not exist (default: {DEFAULT_WORKSPACE})"
+    if not home:
+        return (
+            "DAGSTER_HOME is not set and there is no local instance yet "
+            f"({DEFAULT_LOCAL_HOME}): run `validibot-ops dev` once, or export DAGSTER_HOME"
+        )
+    if not Path(home).is_dir():
+        return f"DAGSTER_HOME={home} is not a directory: point it at the Dagster instance's home"
+    if not (Path(home) / "dagster.yaml").is_file():
+        return (
+            f"DAGSTER_HOME={home} holds no dagster.yaml, so it is no instance this project "
+            f"runs (nothing was changed); the local one is {DEFAULT_LOCAL_HOME}"
+        )
+    return None
 
 
 class InstanceSchedules:
@@ -104,7 +135,7 @@ def instance_schedules(
 def plan_for(schedules: InstanceSchedules) -> SchedulePlan:
     """The sync plan for the instance's schedules against the registry and overrides."""
     tasks = get_tasks_for_backend(BACKEND_DAGSTER)
-    overrides = load_overrides(known_ids={t.id for t in get_tasks()})
+    overrides = applied_overrides(get_tasks()).active  # as the code location applies it
     return plan_schedules(tasks, schedules.observed(), overrides)
 
 

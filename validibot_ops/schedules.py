@@ -2,17 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
 import dagster as dg
 
-from validibot.tasks.overrides import ScheduleOverride
+from validibot.tasks.overrides import (
+    OverrideFile,
+    OverrideProblem,
+    ScheduleOverride,
+    read_override_file,
+)
 from validibot.tasks.policies import policy_summary
 from validibot.tasks.registry import BACKEND_DAGSTER, MaintenanceTask
 from validibot.tasks.vocabulary import IN_PROGRESS_STATUSES
+from validibot_ops.dagster_internals import is_valid_cron_schedule
 from validibot_ops.policies import tick_skip_reason
-from validibot_ops.tags import OVERRIDE_TAG, TASK_TAG, TRIGGER_TAG
+from validibot_ops.tags import OVERRIDE_PROBLEM_TAG, OVERRIDE_TAG, TASK_TAG, TRIGGER_TAG
 
 IN_PROGRESS = [dg.DagsterRunStatus(name) for name in sorted(IN_PROGRESS_STATUSES)]
 """A run in any of these states means the task is busy; a new tick is skipped, not queued."""
+
+
+def applied_overrides(
+    tasks: Sequence[MaintenanceTask], now: datetime | None = None, path: Path | None = None
+) -> OverrideFile:
+    """The overrides file as the code location applies it, failing safe.
+
+    A bad entry (unknown task or field, bad cron or date, missing reason or author, a cron
+    Dagster's stricter check refuses) applies nothing: its task keeps the registry's cron and
+    state, and the entry is one of :attr:`OverrideFile.problems`. A file that does not read or
+    parse applies no entry at all. Every other entry applies; no problem stops the load.
+    ``path`` defaults to ``$VALIDIBOT_SCHEDULE_OVERRIDES``.
+    """
+    loaded = read_override_file(path, known_ids={t.id for t in tasks}, now=now)
+    active: dict[str, ScheduleOverride] = {}
+    problems = list(loaded.problems)
+    for task_id, override in loaded.active.items():
+        if override.cron is not None and not is_valid_cron_schedule(override.cron):
+            # Dagster's cron check is stricter than croniter's (e.g. "0 0 31 2 *" never fires).
+            cause = f"key 'cron' ({override.cron!r}): Dagster refuses it as a cron schedule"
+            problems.append(OverrideProblem(override.source, cause, task_id))
+        else:
+            active[task_id] = override
+    return OverrideFile(active, loaded.expired, tuple(problems))
+
+
+def problems_for(task: MaintenanceTask, problems: Sequence[OverrideProblem]) -> list[str]:
+    """The problems that hold ``task`` at its registry schedule: its entry's, the file's."""
+    return [p.message() for p in problems if p.task_id in (None, task.id)]
 
 
 def effective_schedule(
@@ -28,6 +67,7 @@ def build_task_schedule(
     task: MaintenanceTask,
     job: dg.JobDefinition,
     override: ScheduleOverride | None = None,
+    problems: Sequence[str] = (),
 ) -> dg.ScheduleDefinition:
     """``<id>_schedule``: running by default when the task is enabled, stopped when not.
 
@@ -36,6 +76,12 @@ def build_task_schedule(
     schedule's tick history) when it is older than the task's catch-up window or its overlap
     policy refuses it (``skip``, the default: a run of the task is queued or running); see
     :mod:`validibot.tasks.policies`.
+
+    An ``enabled: false`` override stops the schedule by default *and* skips every tick, so a
+    state stored on the instance (a UI toggle, ``maintenance off``) cannot run it; the stored
+    state is left alone, and applies again once the override is removed. ``problems`` (the
+    refused overrides entries for this task) go into the description and a tag: the schedule
+    keeps the registry's cron and state.
     """
     cron, enabled = effective_schedule(task, override)
     description = f"{task.name} ({task.cron} {task.timezone})"
@@ -43,10 +89,17 @@ def build_task_schedule(
     if override is not None:
         description = f"OVERRIDDEN by incident file: {override.describe()}. Registry: {description}"
         tags[OVERRIDE_TAG] = override.describe()
+    if problems:
+        cause = "; ".join(problems)
+        description = f"OVERRIDE REFUSED, registry schedule kept: {cause}. {description}"
+        tags[OVERRIDE_PROBLEM_TAG] = cause[:1000]
+    paused_by = override.describe() if override and override.enabled is False else None
 
     description = f"{description}. Policies: {policy_summary(task)}"
 
     def _evaluate(context: dg.ScheduleEvaluationContext):
+        if paused_by is not None:
+            return dg.SkipReason(f"paused by the incident overrides file: {paused_by}")
         # Catch-up window first, then the overlap policy (validibot_ops/policies.py).
         skip = tick_skip_reason(context, task, IN_PROGRESS)
         if skip:

@@ -1,8 +1,9 @@
 """The README's local commands and docs/operations.md's shell blocks, run verbatim.
 
 Every ```bash block runs, in order, in one shell per document, from a view of the checkout
-(symlinks, so files the commands write stay out of the repository) with the environment
-`validibot-ops dev` runs in (a temporary DAGSTER_HOME and SQLite database). The one
+(symlinks, so files the commands write stay out of the repository) with no virtualenv on PATH
+(the page's first block exports it, as a reader does) and a temporary DAGSTER_HOME and SQLite
+database. The one
 substitution is the port: 3000 in ``127.0.0.1:3000`` and ``--port 3000`` becomes the free port
 the test serves on. A block
 after ``<!-- not-executed: reason -->`` is skipped and listed; the block after
@@ -21,14 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.dagster_stack import REPO_ROOT, ManagedProcess, free_port
+from tests.support.dagster_stack import REPO_ROOT, VENV_BIN, ManagedProcess, free_port
 from tests.support.dev_server import DevServer, bare_env
 from tests.support.services import wait_until
 
 DOCS = [REPO_ROOT / "README.md", REPO_ROOT / "docs" / "operations.md"]
 DOCUMENTED_PORT = ("127.0.0.1:3000", "--port 3000")
 _BLOCK = re.compile(
-    r"(?:<!-- (?P<mark>not-executed|runs-in-background):?\s*(?P<reason>.*?) -->\n)?"
+    # The reason stays on its line: with DOTALL a lazy ``.*?`` ran from the page's prose mention
+    # of the marker to the next real one, silently skipping every block in between.
+    r"(?:<!-- (?P<mark>not-executed|runs-in-background):?[ \t]*(?P<reason>[^\n]*?) -->\n)?"
     r"^```(?P<lang>bash|sh|shell)\n(?P<code>.*?)^```",
     re.DOTALL | re.MULTILINE,
 )
@@ -138,6 +141,8 @@ def test_the_docs_run_verbatim_against_validibot_ops_dev(tmp_path):
     assert not missing, f"scripts/ci-system-deps.sh should have installed {missing}"
     view = _checkout_view(tmp_path)
     env = {**bare_env(tmp_path), "DAGSTER_HOME": str(view / ".dagster_home")}
+    # A newcomer's shell: no virtualenv on PATH; the page's first block exports it (issue 28).
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != str(VENV_BIN))
     port = free_port()
     server: DevServer | None = None
     try:

@@ -125,7 +125,7 @@ def _validate(stack, env: dict[str, str]):
     return stack.run_cli(argv, timeout=180, env={"VALIDIBOT_EXECUTOR": "in_process", **env})
 
 
-def test_a_bad_registry_entry_or_overrides_file_stops_the_code_location(fault_stack, tmp_path):
+def test_a_bad_registry_entry_stops_the_code_location(fault_stack, tmp_path):
     stack = fault_stack
     before = table_counts(stack)
     pythonpath = os.pathsep.join([str(REPO_ROOT), str(tmp_path)])
@@ -133,9 +133,6 @@ def test_a_bad_registry_entry_or_overrides_file_stops_the_code_location(fault_st
     for label, (module, body, needle) in REGISTRY_CASES.items():
         _module(tmp_path, module, body)
         cases[label] = ({"VALIDIBOT_TASK_MODULES": module, "PYTHONPATH": pythonpath}, needle)
-    for label, (name, text, needle) in OVERRIDE_CASES.items():
-        (tmp_path / name).write_text(text)
-        cases[label] = ({"VALIDIBOT_SCHEDULE_OVERRIDES": str(tmp_path / name)}, needle)
     cases["control: the same stack validates cleanly"] = ({}, "")
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -161,6 +158,35 @@ def test_a_bad_registry_entry_or_overrides_file_stops_the_code_location(fault_st
             failures.append((label, result.returncode, output[-800:]))
     assert not failures, failures
     assert changed == 0
+
+
+def test_a_bad_overrides_file_is_refused_by_the_check_and_never_stops_the_location(
+    fault_stack, tmp_path
+):
+    """Issue 28: an overrides mistake fails safe. ``validibot-ops overrides check`` refuses
+    the file naming the entry (exit 1), and the code location still loads (every other
+    schedule and sensor with it; tests/validibot_ops/test_bad_overrides.py has the details)."""
+    stack = fault_stack
+    before = table_counts(stack)
+    failures = []
+    for label, (name, text, needle) in OVERRIDE_CASES.items():
+        path = tmp_path / name
+        path.write_text(text)
+        check = stack.run_cli(["validibot-ops", "overrides", "check", str(path)], timeout=120)
+        loads = _validate(stack, {"VALIDIBOT_SCHEDULE_OVERRIDES": str(path)})
+        output = check.stdout + check.stderr
+        rejected = check.returncode == 1 and needle in output and loads.returncode == 0
+        error = next((line for line in output.splitlines() if needle in line), output[-200:])
+        figures.bad_input(
+            f"{label} (`validibot-ops overrides check`; the code location still loads)",
+            rejected=rejected,
+            error=f"exit {check.returncode}: {error.strip()}",
+            rows_changed=rows_changed(before, table_counts(stack)),
+        )
+        if not rejected:
+            failures.append((label, check.returncode, loads.returncode, output[-800:]))
+    assert not failures, failures
+    assert rows_changed(before, table_counts(stack)) == 0
 
 
 def test_a_registry_entry_naming_an_unknown_command(fault_stack, tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support.dagster_stack import REPO_ROOT, VENV_BIN
+from tests.support.dagster_stack import REPO_ROOT, VENV_BIN, free_port
 from tests.support.dev_server import DevServer, bare_env, start_dev
 from tests.support.services import wait_until
 from validibot.tasks.registry import BACKEND_DAGSTER, BUILTIN_TASKS
@@ -243,10 +243,10 @@ def test_maintenance_round_trip_against_dev_restores_every_schedule(dev):
         assert "maintenance on: deploy 12 (by alice since" in status.stdout
         assert f"{toggled}: was STOPPED (STOPPED)" in status.stdout
         table = dev.run([sys.executable, "manage.py", "scheduled_task_status"])
-        assert "MAINTENANCE MODE ON, schedules paused: maintenance: deploy 12" in table.stdout
+        assert "MAINTENANCE MODE ON, schedules paused: deploy 12" in table.stdout
         doctor = dev.run([sys.executable, "manage.py", "doctor", "--json", "--skip", "workers"])
         rows = {r["check"]: r for r in json.loads(doctor.stdout.strip().splitlines()[-1])}
-        assert rows["maintenance"]["detail"].startswith("ON maintenance: deploy 12 (by alice")
+        assert rows["maintenance"]["detail"].startswith("ON: deploy 12 (by alice")
         wait_until(
             lambda: _maintenance_banner(dev).startswith("MAINTENANCE ON: deploy 12 (by alice"),
             240,
@@ -331,3 +331,37 @@ def test_worker_without_a_broker_says_what_to_set(tmp_path):
     )
     assert result.returncode == 2
     assert "set CELERY_BROKER_URL or REDIS_URL" in result.stderr
+
+
+def test_a_second_dev_on_the_same_port_or_home_refuses_at_once_changing_nothing(dev, tmp_path):
+    """Issue 28 point 1: the second `dev` printed its URL, failed to bind ~100 s later and kept
+    a second daemon running. Now it exits 2 within 10 s, names what runs, starts nothing."""
+    before = sorted(p.name for p in Path(dev.env["DAGSTER_HOME"]).iterdir())
+    same_home = subprocess.run(
+        [str(VENV_BIN / "validibot-ops"), "dev", "--port", str(free_port())],
+        cwd=REPO_ROOT,
+        env=dev.env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert same_home.returncode == 2, same_home.stdout + same_home.stderr
+    assert f"validibot-ops dev already runs on DAGSTER_HOME={dev.env['DAGSTER_HOME']}" in (
+        same_home.stderr
+    )
+    assert f"UI {dev.url}" in same_home.stderr and "nothing was started" in same_home.stderr
+    assert sorted(p.name for p in Path(dev.env["DAGSTER_HOME"]).iterdir()) == before
+
+    other_home = bare_env(tmp_path)
+    same_port = subprocess.run(
+        [str(VENV_BIN / "validibot-ops"), "dev", "--port", str(dev.port)],
+        cwd=REPO_ROOT,
+        env=other_home,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert same_port.returncode == 2, same_port.stdout + same_port.stderr
+    assert f"port {dev.port} on 127.0.0.1 is already in use" in same_port.stderr
+    assert not Path(other_home["DAGSTER_HOME"]).exists()
+    assert dev.repository() is not None  # the first one still serves

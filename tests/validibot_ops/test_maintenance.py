@@ -76,7 +76,7 @@ def test_a_round_trip_restores_a_mixed_set_of_schedules_exactly(tmp_path):
         assert before["purge_expired_outputs_schedule"] == ("RUNNING", None)
 
         lines = turn_on(schedules, REQUEST, NOW)
-        assert lines[0].startswith("maintenance on: maintenance: deploy 12: schema migration")
+        assert lines[0].startswith("maintenance on: deploy 12: schema migration")
         assert "stopped clear_sessions_schedule" not in lines  # it was already stopped
         assert {status for status, _ in _states(schedules).values()} == {"STOPPED"}
 

@@ -93,7 +93,8 @@ def lock_path(task_id: str, using: str = DEFAULT_DB_ALIAS) -> Path:
         stem = f"validibot-memory-{os.getpid()}-{task_id}"
     else:
         database = Path(name).resolve()
-        folder = Path(configured) if configured else database.parent
+        # One hidden folder beside the database, not a file per task in (say) the checkout.
+        folder = Path(configured) if configured else database.parent / f".{database.name}.locks"
         tag = hashlib.blake2b(str(database).encode(), digest_size=6).hexdigest()
         stem = f".{database.name}-{tag}-{task_id}"
     return folder / f"{stem}.lock"

@@ -31,6 +31,7 @@ from typing import Any
 from validibot.tasks.vocabulary import (
     ASSET_PREFIX,
     FINISHED_STATUSES,
+    OVERRIDE_PROBLEM_TAG,
     OVERRIDE_TAG,
     TASK_TAG,
     TRIGGER_TAG,
@@ -116,6 +117,11 @@ class ScheduleInfo:
     def override(self) -> str:
         """The incident override applied by the code location, or ``""``."""
         return self.tags.get(OVERRIDE_TAG, "")
+
+    @property
+    def override_problem(self) -> str:
+        """Why the code location refused this schedule's overrides entry, or ``""``."""
+        return self.tags.get(OVERRIDE_PROBLEM_TAG, "")
 
 
 _RUN_FIELDS = """

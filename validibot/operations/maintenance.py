@@ -32,19 +32,19 @@ class MaintenanceRequest:
 
 
 def parse_until(text: str | None) -> datetime | None:
-    """``--until``: an ISO 8601 date and time with a timezone (``2026-12-03T06:00:00Z``)."""
+    """``--until``: an ISO 8601 date and time with a timezone (``2099-12-03T06:00:00Z``)."""
     if text is None:
         return None
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise MaintenanceInputError(
-            f"--until {text!r} is not an ISO 8601 date and time (e.g. 2026-12-03T06:00:00Z)"
+            f"--until {text!r} is not an ISO 8601 date and time (e.g. 2099-12-03T06:00:00Z)"
         ) from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise MaintenanceInputError(
-            f"--until {text!r} has no timezone: write e.g. 2026-12-03T06:00:00Z "
-            "or 2026-12-03T07:00:00+01:00"
+            f"--until {text!r} has no timezone: write e.g. 2099-12-03T06:00:00Z "
+            "or 2099-12-03T07:00:00+01:00"
         )
     return value.astimezone(UTC)
 
@@ -78,7 +78,12 @@ def is_active(window: MaintenanceMode | None, now: datetime) -> bool:
 
 def describe(window: MaintenanceMode) -> str:
     """One line: ``maintenance: R (by A since S[, until T])``."""
-    text = f"maintenance: {window.reason} (by {window.author} since {window.started_at.isoformat()}"
+    return f"maintenance: {window_text(window)}"
+
+
+def window_text(window: MaintenanceMode) -> str:
+    """``R (by A since S[, until T])``: for lines that already say "maintenance"."""
+    text = f"{window.reason} (by {window.author} since {window.started_at.isoformat()}"
     if window.until is not None:
         text += f", until {window.until.isoformat()}"
     return text + ")"

@@ -59,7 +59,7 @@ from validibot.operations.dagster_client import (
     RunNotFound,
 )
 from validibot.operations.models import IdempotencyKey
-from validibot.tasks.overrides import OVERRIDES_ENV, OverridesError, load_overrides
+from validibot.tasks.overrides import OVERRIDES_ENV, read_override_file
 from validibot.tasks.registry import (
     HARD_LIMIT_ENV,
     SOFT_LIMIT_ENV,
@@ -259,15 +259,19 @@ def idempotency_key(request: HttpRequest) -> str | None:
 # -- incident pause ----------------------------------------------------------------------
 def refuse_if_paused(task: MaintenanceTask) -> None:
     """An incident override pausing the task stops this trigger too (409), not only the
-    Dagster schedule: Cloud Scheduler and other external callers come through here."""
-    try:
-        overrides = load_overrides(known_ids={t.id for t in get_tasks()})
-    except OverridesError as exc:
-        logger.error("scheduled trigger %s: %s", task.id, exc)
+    Dagster schedule: Cloud Scheduler and other external callers come through here.
+
+    A bad entry fails closed for its own task only (503: it may have meant a pause), and a
+    file that does not parse for every task; another task's bad entry changes nothing here.
+    """
+    loaded = read_override_file(known_ids={t.id for t in get_tasks()})
+    mine = [p for p in loaded.problems if p.task_id in (None, task.id)]
+    if mine:
+        logger.error("scheduled trigger %s: %s", task.id, "; ".join(p.message() for p in mine))
         raise Rejected(
             503, "trigger misconfigured: the incident overrides file is invalid (see doctor)"
-        ) from exc
-    override = overrides.get(task.id)
+        )
+    override = loaded.active.get(task.id)
     if override is not None and override.enabled is False:
         reason = override.reason or f"incident override in {OVERRIDES_ENV}"
         logger.info("scheduled trigger %s: refused, paused (%s)", task.id, printable(reason))

@@ -5,7 +5,7 @@ a new ``cron`` and/or ``enabled``, with who asked for it and why (both required)
 when it ends::
 
     {"clear_sessions": {"enabled": false, "reason": "INC-42", "author": "alice",
-                        "expires_at": "2026-12-03T06:00:00Z"}}
+                        "expires_at": "2099-12-03T06:00:00Z"}}
 
 Expiry (``expires_at``, an aware datetime): an entry stops applying once its time has passed;
 it is left out of every load from then on (:attr:`OverrideFile.expired`), and the code
@@ -23,6 +23,7 @@ code location builds the schedule (``validibot_ops/schedules.py``) and names thi
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class ScheduleOverride:
     """When the override stops applying (aware); ``None``: until removed from the file."""
 
     def describe(self) -> str:
-        """``cron='30 4 * * *' (INC-42; by alice; expires 2026-12-03T06:00:00+00:00)``."""
+        """``cron='30 4 * * *' (INC-42; by alice; expires 2099-12-03T06:00:00+00:00)``."""
         parts = []
         if self.cron is not None:
             parts.append(f"cron={self.cron!r}")
@@ -80,11 +81,29 @@ class ScheduleOverride:
 
 
 @dataclass(frozen=True)
+class OverrideProblem:
+    """One thing wrong with the file: a bad entry (``task_id`` set) or the whole file."""
+
+    source: str
+    cause: str
+    task_id: str | None = None
+    """The entry's task id as written; ``None`` when the whole file is unusable."""
+
+    def message(self) -> str:
+        """``<file>: task 'x': <cause>``, or ``<file>: <cause>`` for the whole file."""
+        if self.task_id is None:
+            return f"{self.source}: {self.cause}"
+        return f"{self.source}: task {self.task_id!r}: {self.cause}"
+
+
+@dataclass(frozen=True)
 class OverrideFile:
-    """The file's entries split at ``now``: those in force, and those whose expiry passed."""
+    """The file's entries split at ``now``: those in force, those whose expiry passed, and the
+    problems (a bad entry applies nothing; its task keeps its registry schedule)."""
 
     active: dict[str, ScheduleOverride] = field(default_factory=dict)
     expired: dict[str, ScheduleOverride] = field(default_factory=dict)
+    problems: tuple[OverrideProblem, ...] = ()
 
 
 def overrides_path() -> Path | None:
@@ -108,11 +127,29 @@ def load_override_file(
 ) -> OverrideFile:
     """Read and validate the overrides file (``$VALIDIBOT_SCHEDULE_OVERRIDES`` by default).
 
-    Returns empty mappings when no file is configured. Raises :class:`OverridesError` with
-    the file name and the offending entry when anything is wrong (a missing ``reason`` or
-    ``author``, an expiry without a timezone or one not after the file's last change): a
-    half-applied incident change is worse than a code location that refuses to load and says
-    why. Entries whose expiry has passed by ``now`` come back in :attr:`OverrideFile.expired`.
+    Strict: raises :class:`OverridesError` naming the file and the first offending entry when
+    anything is wrong (the commands that act on the file refuse it). The code location reads
+    it with :func:`read_override_file` instead, which keeps the good entries.
+    """
+    loaded = read_override_file(path, known_ids, now)
+    if loaded.problems:
+        raise OverridesError("; ".join(p.message() for p in loaded.problems))
+    return loaded
+
+
+def read_override_file(
+    path: Path | None = None,
+    known_ids: set[str] | None = None,
+    now: datetime | None = None,
+) -> OverrideFile:
+    """Read the overrides file, failing safe: each bad entry is a problem, not an exception.
+
+    Returns empty mappings when no file is configured. A bad entry (a missing ``reason`` or
+    ``author``, an unknown task or field, a bad cron, an expiry without a timezone or one not
+    after the file's last change) applies nothing and comes back in
+    :attr:`OverrideFile.problems`; a file that cannot be read or parsed is one problem and no
+    entry applies. Entries whose expiry has passed by ``now`` come back in
+    :attr:`OverrideFile.expired`.
     """
     path = path if path is not None else overrides_path()
     now = now if now is not None else datetime.now(UTC)
@@ -120,42 +157,61 @@ def load_override_file(
         return OverrideFile()
     try:
         text = path.read_text(encoding="utf-8")
+        written_at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        data = _parse(path, text)
     except OSError as exc:
-        raise OverridesError(f"{OVERRIDES_ENV}={path}: cannot read the file: {exc}") from exc
-    written_at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    data = _parse(path, text)
+        cause = f"cannot read the file: {exc}"
+        return OverrideFile(problems=(OverrideProblem(f"{OVERRIDES_ENV}={path}", cause),))
+    except ValueError as exc:  # does not parse: no entry can be trusted
+        return OverrideFile(problems=(OverrideProblem(str(path), str(exc)),))
     if data is None:
         return OverrideFile()
     if not isinstance(data, dict):
-        raise OverridesError(
-            f"{path}: expected a mapping of task id -> override, got {type(data).__name__}"
-        )
-    result = OverrideFile()
+        cause = f"expected a mapping of task id -> override, got {type(data).__name__}"
+        return OverrideFile(problems=(OverrideProblem(str(path), cause),))
+    active: dict[str, ScheduleOverride] = {}
+    expired: dict[str, ScheduleOverride] = {}
+    problems: list[OverrideProblem] = []
     for task_id, entry in data.items():
-        where = f"{path}: task {task_id!r}"
-        if known_ids is not None and task_id not in known_ids:
-            raise OverridesError(f"{where}: no such task in the registry")
         try:
-            valid = OverrideEntry.model_validate(entry)
-        except ValidationError as exc:
-            raise OverridesError(f"{where}: {_describe(exc)}") from None
-        if valid.expires_at is not None and valid.expires_at <= written_at:
-            raise OverridesError(
-                f"{where}: expires_at {valid.expires_at.isoformat()} is not after the file was "
-                f"written ({written_at.isoformat(timespec='seconds')}): the entry would never "
-                "apply; fix the date or remove the entry"
-            )
-        override = ScheduleOverride(
-            task_id,
-            valid.cron,
-            valid.enabled,
-            valid.reason,
-            source=str(path),
-            author=valid.author,
-            expires_at=valid.expires_at,
+            override = _entry(path, str(task_id), entry, known_ids, written_at)
+        except ValueError as exc:
+            problems.append(OverrideProblem(str(path), str(exc), str(task_id)))
+            continue
+        (expired if override.expired(now) else active)[override.task_id] = override
+    return OverrideFile(active, expired, tuple(problems))
+
+
+def _entry(
+    path: Path, task_id: str, entry: object, known_ids: set[str] | None, written_at: datetime
+) -> ScheduleOverride:
+    """One entry, validated; raises ``ValueError`` with the cause (without file and task)."""
+    if known_ids is not None and task_id not in known_ids:
+        raise ValueError(f"no such task in the registry{_closest(task_id, known_ids)}")
+    try:
+        valid = OverrideEntry.model_validate(entry)
+    except ValidationError as exc:
+        raise ValueError(_describe(exc)) from None
+    if valid.expires_at is not None and valid.expires_at <= written_at:
+        raise ValueError(
+            f"expires_at {valid.expires_at.isoformat()} is not after the file was "
+            f"written ({written_at.isoformat(timespec='seconds')}): the entry would never "
+            "apply; fix the date or remove the entry"
         )
-        (result.expired if override.expired(now) else result.active)[task_id] = override
-    return result
+    return ScheduleOverride(
+        task_id,
+        valid.cron,
+        valid.enabled,
+        valid.reason,
+        source=str(path),
+        author=valid.author,
+        expires_at=valid.expires_at,
+    )
+
+
+def _closest(task_id: str, known_ids: set[str]) -> str:
+    match = difflib.get_close_matches(task_id, sorted(known_ids), n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 class OverrideEntry(BaseModel):
@@ -236,22 +292,21 @@ def _describe_one(error: Any) -> str:
     return f"{field}: {error['msg']}"
 
 
-def _parse(path: Path, text: str):
+def _parse(path: Path, text: str) -> object:
+    """The file's data; raises ``ValueError`` naming the syntax problem."""
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise OverridesError(f"{path}: not valid JSON: {exc}") from exc
+            raise ValueError(f"not valid JSON: {exc}") from exc
     try:
         import yaml
     except ImportError:  # pragma: no cover - PyYAML comes with Dagster
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise OverridesError(
-                f"{path}: not valid JSON (PyYAML missing for YAML): {exc}"
-            ) from exc
+            raise ValueError(f"not valid JSON (PyYAML missing for YAML): {exc}") from exc
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise OverridesError(f"{path}: not valid YAML: {exc}") from exc
+        raise ValueError(f"not valid YAML: {exc}") from exc

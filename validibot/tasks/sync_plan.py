@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from validibot.tasks.overrides import OVERRIDES_ENV, ScheduleOverride
 from validibot.tasks.registry import MaintenanceTask
+from validibot.tasks.vocabulary import GENERATED_SCHEDULES
 
 RUNNING = "RUNNING"
 STOPPED = "STOPPED"
@@ -106,7 +107,9 @@ class SchedulePlan:
     def summary(self) -> str:
         starts = sum(c.action == START for c in self.changes)
         stops = len(self.changes) - starts
-        total = len(self.changes) + len(self.drift) + len(self.in_sync)
+        # A schedule can need a start and have drift a start cannot fix: count it once.
+        names = {c.schedule_name for c in self.changes} | {d.schedule_name for d in self.drift}
+        total = len(names | set(self.in_sync))
         return (
             f"{total} schedules: {len(self.in_sync)} in sync, {starts} to start, "
             f"{stops} to stop, {len(self.drift)} other drift"
@@ -217,7 +220,7 @@ def plan_schedules(
         drift += task_drift
         if change is None and not task_drift:
             in_sync.append(task.schedule_name)
-    extra = tuple(sorted(set(observed) - names))
+    extra = tuple(sorted(set(observed) - names - set(GENERATED_SCHEDULES)))
     return SchedulePlan(tuple(changes), tuple(drift), tuple(in_sync), extra)
 
 

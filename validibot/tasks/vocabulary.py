@@ -22,6 +22,14 @@ validibot.tasks.triggers)."""
 OVERRIDE_TAG = "validibot/override"
 """Set on schedules whose cron or enabled state comes from the incident overrides file."""
 
+OVERRIDE_PROBLEM_TAG = "validibot/override-problem"
+"""Set on schedules whose overrides entry (or whole file) was refused: the cause; the schedule
+keeps the registry's cron and state."""
+
+GENERATED_SCHEDULES = ("validibot_outcome_checks_schedule",)
+"""Schedules the code location builds that belong to no registry task (the hourly outcome
+checks): a sync plan knows them, so it neither touches nor reports them."""
+
 IDEMPOTENCY_TAG = "validibot/idempotency-key"
 """Set on a run launched over HTTP with an Idempotency-Key, so a retry can find that run."""
 

@@ -181,3 +181,36 @@ if ON_POSTGRES:
         assert statuses.count("completed") == 1 and most == 1
         assert holders == 1, "exactly one session held the task's advisory lock"
         assert _advisory_holders(lock_key("slow_task")) == 0, "released at the end"
+
+
+@pytest.mark.subprocess
+def test_a_file_database_gets_one_lock_folder_not_a_lock_file_per_task(tmp_path):
+    """Issue 28 point 7: the first ``scripts/demo`` left ten ``.lock`` files in the checkout
+    (beside ``db.sqlite3``); they now live in one ``.db.sqlite3.locks/`` folder, ignored by git."""
+    import subprocess
+    import sys
+
+    from tests.support.dagster_stack import REPO_ROOT
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+    }
+    env.pop("VALIDIBOT_LOCK_DIR", None)
+    for command in (["migrate", "-v0"], ["clear_sessions"], ["cleanup_idempotency_keys"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=REPO_ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".db.sqlite3.locks", "db.sqlite3"]
+    locks = sorted(p.name for p in (tmp_path / ".db.sqlite3.locks").iterdir())
+    assert len(locks) == 2 and all(name.endswith(".lock") for name in locks)
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", ".db.sqlite3.locks/x.lock"], cwd=REPO_ROOT, check=False
+    )
+    assert ignored.returncode == 0

@@ -18,7 +18,7 @@ from django.core.management.base import CommandError
 from validibot.tasks.overrides import OVERRIDES_ENV
 from validibot.tasks.registry import ClockChangeWarning, MaintenanceTask, register
 
-OTHER_CHECKS = ["database", "redis", "workers", "code_location", "daemon", "schedules"]
+OTHER_CHECKS = ["database", "redis", "workers", "code_location", "daemon", "schedules", "overrides"]
 OTHER_CHECKS += ["task_health", "maintenance"]
 
 
@@ -121,3 +121,34 @@ def test_the_registry_warns_once_per_process_and_never_refuses():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ClockChangeWarning)
         get_tasks()  # already said: no second warning, and no error
+
+
+@pytest.mark.subprocess
+def test_the_preview_prints_no_raw_warning_lines_for_tasks_not_asked_for():
+    """Issue 28 point 7: in a DST zone every task's ClockChangeWarning reached stderr raw."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.dagster_stack import REPO_ROOT
+
+    env = {**os.environ, "VALIDIBOT_SCHEDULE_TIMEZONE": "Europe/Berlin"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "scheduled_task_status",
+            "--preview",
+            "--task",
+            "clear_sessions",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "clear_sessions  0 2 * * *  Europe/Berlin" in result.stdout
+    assert "ClockChangeWarning" not in result.stderr, result.stderr
+    assert "enforce_audit_retention" not in result.stdout + result.stderr

@@ -15,6 +15,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from tests.support.dagster_stack import free_port
 from tests.validibot.operations.conftest import TOKEN
 from validibot.operations.models import IdempotencyKey, MaintenanceMode
 from validibot.tasks.overrides import OVERRIDES_ENV
@@ -58,7 +59,10 @@ def test_past_its_until_maintenance_no_longer_stops_the_trigger(client, dagster_
 
 def _doctor() -> dict[str, dict[str, str]]:
     out = io.StringIO()
-    call_command("doctor", "--json", *[f"--skip={name}" for name in REMOTE], stdout=out)
+    # A dead webserver: the overrides row falls back to this environment's file, and no
+    # webserver another engineer runs on the default port can answer instead.
+    dead = f"--url=http://127.0.0.1:{free_port()}"
+    call_command("doctor", "--json", dead, *[f"--skip={name}" for name in REMOTE], stdout=out)
     return {row["check"]: row for row in json.loads(out.getvalue())}
 
 
@@ -68,7 +72,7 @@ def test_doctor_shows_maintenance_with_reason_author_and_until():
     _maintenance(until=until)
     row = _doctor()["maintenance"]
     assert row["status"] == "warn"
-    assert "ON maintenance: deploy 12 (by alice since " in row["detail"]
+    assert "ON: deploy 12 (by alice since " in row["detail"]
     assert f"until {until.isoformat()}" in row["detail"]
 
 
@@ -98,7 +102,8 @@ def test_doctor_names_an_expired_entry_to_remove(tmp_path, monkeypatch):
     monkeypatch.setenv(OVERRIDES_ENV, str(path))
     row = _doctor()["overrides"]
     assert row["status"] == "warn"
-    assert row["detail"].startswith("none in force; expired, remove: clear_sessions")
+    assert "expired, remove: clear_sessions" in row["detail"]
+    assert "in force: clear_sessions" not in row["detail"]
 
 
 def test_a_sync_is_refused_while_maintenance_is_on(dead_url):
@@ -109,3 +114,24 @@ def test_a_sync_is_refused_while_maintenance_is_on(dead_url):
     with pytest.raises(CommandError, match="maintenance: deploy 12 .* is on: a sync would") as e:
         call_command("sync_schedules", "--url", dead_url, stdout=io.StringIO())
     assert e.value.returncode == 2
+
+
+def test_doctor_does_not_advise_a_sync_that_maintenance_mode_refuses():
+    """Issue 28 point 7: drift during maintenance pointed at sync_schedules, which refuses."""
+    from validibot.operations.management.commands.doctor import drift_advice
+
+    assert "sync_schedules" in drift_advice()
+    _maintenance()
+    advice = drift_advice()
+    assert "`validibot-ops maintenance off`" in advice and "run `manage.py sync_schedules`" not in (
+        advice
+    )
+
+
+def test_no_surface_doubles_the_maintenance_prefix():
+    from validibot.operations import maintenance
+
+    window = _maintenance()
+    assert maintenance.describe(window).count("maintenance:") == 1
+    detail = _doctor()["maintenance"]["detail"]
+    assert "maintenance:" not in detail and detail.startswith("ON: deploy 12")

@@ -87,3 +87,11 @@ def test_history_says_when_there_is_none_and_refuses_a_bad_date():
     assert "no rolled-up history yet" in status()
     with pytest.raises(CommandError, match="--since"):
         status("--since", "last quarter")
+
+
+def test_history_refuses_an_unknown_task_id_suggesting_the_closest():
+    """Issue 28 point 7: ``--history --task clear_sesions`` printed an empty history."""
+    with pytest.raises(CommandError, match=r"unknown task id\(s\): clear_sesions \(did you mean "):
+        status("--task", "clear_sesions")
+    with pytest.raises(CommandError, match="'clear_sessions'"):
+        status("--task", "clear_sesions")

@@ -233,3 +233,12 @@ def test_a_broken_overrides_file_fails_closed(client, dagster_spy, overrides, ca
     assert "overrides file is invalid" in response.json()["error"]
     assert os.environ[OVERRIDES_ENV] in caplog.text  # the file is named in the log
     assert dagster_spy.requests == 0  # nothing reached Dagster
+
+
+def test_a_bad_entry_for_another_task_does_not_stop_this_trigger(client, dagster_spy, overrides):
+    """Issue 28: one bad entry breaks only its own task; before, every task's trigger 503'd."""
+    overrides("clear_sessions: {enabled: maybe-later}\n")
+    other = post(client, url="/api/v1/scheduled/cleanup_idempotency_keys/")
+    assert "overrides file is invalid" not in other.json().get("error", "")
+    assert dagster_spy.requests > 0  # it reached Dagster
+    assert post(client).status_code == 503  # the entry's own task still fails closed

@@ -6,7 +6,7 @@ Talks to Dagster only over the webserver's GraphQL API (Django never imports Dag
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,12 +19,13 @@ from kombu.utils.url import maybe_sanitize_url
 
 from validibot.core.broker import broker_url
 from validibot.core.settings_check import SETTINGS, all_setting_errors
-from validibot.operations.dagster_client import DagsterClient, DagsterClientError
+from validibot.operations.dagster_client import DagsterClient, DagsterClientError, ScheduleInfo
 from validibot.operations.health_check import check_task_health
 from validibot.tasks.dst_preview import clock_change_warnings
-from validibot.tasks.overrides import OverridesError, load_override_file, load_overrides
+from validibot.tasks.overrides import OverridesError, load_overrides, read_override_file
 from validibot.tasks.registry import BACKEND_DAGSTER, get_tasks, get_tasks_for_backend
 from validibot.tasks.sync_plan import ObservedSchedule, plan_schedules
+from validibot.tasks.vocabulary import TASK_TAG
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 CHECKS = (
@@ -46,7 +47,8 @@ DAEMON_HEARTBEAT_MAX_AGE_S = 120
 _WORKSPACE = """
 { workspaceOrError { __typename
     ... on Workspace { locationEntries { name loadStatus
-        locationOrLoadError { __typename ... on PythonError { message } } } }
+        locationOrLoadError { __typename
+          ... on PythonError { message errorChain { error { message } } } } } }
     ... on PythonError { message } } }
 """
 _DAEMONS = """
@@ -60,6 +62,47 @@ class Result:
     check: str
     status: str
     detail: str
+
+
+def drift_advice() -> str:
+    """What to run about schedule drift: ``sync_schedules`` is refused in maintenance mode."""
+    from validibot.operations import maintenance
+
+    if maintenance.is_active(maintenance.current(), timezone.now()):
+        return (
+            "maintenance mode is on (schedules paused on purpose; sync_schedules is refused): "
+            "`validibot-ops maintenance off` restores them"
+        )
+    return "run `manage.py sync_schedules`"
+
+
+def load_error_cause(error: dict[str, Any]) -> str:
+    """A failed code location's cause: the first line of its error chain (the error the
+    definitions raised, e.g. naming the registry entry), else of the error itself. Dagster's
+    own message only says which module failed to load."""
+    chain = error.get("errorChain") or []
+    message = chain[0]["error"]["message"] if chain else error.get("message", "")
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "failed to load (no message)"
+
+
+def override_notes(schedules: Mapping[str, ScheduleInfo]) -> tuple[str, list[str]]:
+    """The overrides row from the schedules as loaded: refused entries (FAIL), overrides in
+    force (WARN), and an ``enabled: false`` whose schedule the instance stores as running
+    (its ticks are skipped; the stored state returns when the entry is removed)."""
+    refused = sorted({s.override_problem for s in schedules.values() if s.override_problem})
+    notes = [f"refused, registry schedule kept: {cause}" for cause in refused]
+    for name, s in sorted(schedules.items()):
+        if not s.override:
+            continue
+        notes.append(f"in force: {name}: {s.override}")
+        if "enabled=False" in s.override and s.status == "RUNNING":
+            notes.append(
+                f"{name}: stored state RUNNING under enabled: false: every tick is skipped "
+                "(the stored state applies again once the entry is removed)"
+            )
+    status = FAIL if refused else WARN if notes else OK
+    return status, notes
 
 
 class Command(BaseCommand):
@@ -190,7 +233,7 @@ class Command(BaseCommand):
         for entry in data["locationEntries"]:
             loc = entry.get("locationOrLoadError") or {}
             if loc.get("__typename") == "PythonError":
-                problems.append(f"{entry['name']}: {loc['message'].strip().splitlines()[-1]}")
+                problems.append(f"{entry['name']}: {load_error_cause(loc)}")
             else:
                 loaded.append(f"{entry['name']} ({entry['loadStatus'].lower()})")
         if problems:
@@ -242,25 +285,34 @@ class Command(BaseCommand):
             return Result("schedules", FAIL, f"not loaded: {', '.join(missing)}")
         if plan.drifted:
             return Result(
-                "schedules",
-                WARN,
-                f"drift ({'; '.join(plan.diff_lines())}); run `manage.py sync_schedules`",
+                "schedules", WARN, f"drift ({'; '.join(plan.diff_lines())}); {drift_advice()}"
             )
         return Result("schedules", OK, f"{len(tasks)} schedules match the registry")
 
     def check_overrides(self) -> Result:
+        """The overrides as the code location applied them (its schedules' tags, over
+        GraphQL: doctor's own environment may not have the file), each refused entry, and
+        each override not in effect. The file in doctor's environment, when set, adds its
+        expired entries and those the code location has not applied yet; it is the whole
+        answer only when the webserver cannot be reached (and the row says so)."""
+        loaded = read_override_file(known_ids={t.id for t in get_tasks()})
         try:
-            loaded = load_override_file(known_ids={t.id for t in get_tasks()})
-        except OverridesError as exc:
-            return Result("overrides", FAIL, str(exc))
-        overrides = loaded.active
-        expired = "".join(
-            f"; expired, remove: {k}: {v.describe()}" for k, v in loaded.expired.items()
-        )
-        if overrides:
-            listing = ", ".join(f"{k}: {v.describe()}" for k, v in overrides.items())
-            return Result("overrides", WARN, f"incident overrides in force: {listing}{expired}")
-        return Result("overrides", WARN if expired else OK, f"none in force{expired}")
+            schedules = self.client.schedules()
+        except DagsterClientError as exc:
+            notes = [f"code location not reachable ({exc}); this environment's file"]
+            notes += [f"in force: {k}: {v.describe()}" for k, v in loaded.active.items()]
+            notes += [f"refused: {p.message()}" for p in loaded.problems]
+            notes += [f"expired, remove: {k}: {v.describe()}" for k, v in loaded.expired.items()]
+            bad = loaded.problems
+            status = FAIL if bad else WARN if (loaded.active or loaded.expired) else OK
+            return Result("overrides", status, "; ".join(notes))
+        status, notes = override_notes(schedules)
+        applied = {s.tags.get(TASK_TAG) for s in schedules.values() if s.override}
+        waiting = sorted(set(loaded.active) - applied)
+        notes += [f"expired, remove: {k}: {v.describe()}" for k, v in loaded.expired.items()]
+        notes += [f"not in effect (reload the code location): {k}" for k in waiting]
+        status = WARN if status == OK and (loaded.expired or waiting) else status
+        return Result("overrides", status, "; ".join(notes) or "none in force")
 
     def check_task_health(self) -> Result:
         """Dagster's freshness verdicts and asset-check results: the status command's truth."""
@@ -277,14 +329,14 @@ class Command(BaseCommand):
             return Result(
                 "maintenance",
                 WARN,
-                f"{maintenance.describe(window)} has ended; the validibot_maintenance sensor "
+                f"{maintenance.window_text(window)} has ended; the validibot_maintenance sensor "
                 "restores the schedules (or run `validibot-ops maintenance off`)",
             )
         paused = len(window.prior_states)
         return Result(
             "maintenance",
             WARN,
-            f"ON {maintenance.describe(window)}: {paused} schedules recorded and paused, "
+            f"ON: {maintenance.window_text(window)}: {paused} schedules recorded and paused, "
             "HTTP trigger answers 409",
         )
 

@@ -11,7 +11,9 @@ of each asset check, named by :func:`validibot.tasks.health.task_state`.
 
 from __future__ import annotations
 
+import difflib
 import json
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -41,6 +43,7 @@ from validibot.tasks.overrides import OverridesError, load_overrides
 from validibot.tasks.policies import FAILURE_POLICY_SENSOR, paused_reasons, policy_fields
 from validibot.tasks.registry import (
     BACKEND_DAGSTER,
+    ClockChangeWarning,
     get_tasks,
     get_tasks_for_backend,
     iter_fire_times,
@@ -65,6 +68,18 @@ def _ago(moment: datetime | None, now: datetime) -> str:
     if (now - moment).total_seconds() < 60:
         return "just now"  # timesince() would say "0 minutes"
     return f"{timesince(moment, now, depth=1)} ago".replace("\xa0", " ")
+
+
+def refuse_unknown(requested: list[str], known: set[str]) -> None:
+    """``--task`` ids must exist (a typo must not print an empty, reassuring answer)."""
+    unknown = sorted(set(requested) - known)
+    if not unknown:
+        return
+    hints = []
+    for task_id in unknown:
+        match = difflib.get_close_matches(task_id.removesuffix("_schedule"), sorted(known), n=1)
+        hints.append(f"{task_id} (did you mean {match[0]!r}?)" if match else task_id)
+    raise CommandError(f"unknown task id(s): {', '.join(hints)}")
 
 
 class Command(BaseCommand):
@@ -111,13 +126,19 @@ class Command(BaseCommand):
         history.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # The registry warns about every task's clock changes as Python warnings; this command
+        # shows them itself, for the tasks asked for (--preview), so raw lines are noise.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ClockChangeWarning)
+            self.report(options)
+
+    def report(self, options: dict[str, Any]) -> None:
         if options["history"]:
+            refuse_unknown(options["task"], {t.id for t in get_tasks()})
             self.history(options)
             return
         tasks = get_tasks_for_backend(BACKEND_DAGSTER)
-        unknown = set(options["task"]) - {t.id for t in tasks}
-        if unknown:
-            raise CommandError(f"unknown task id(s): {', '.join(sorted(unknown))}")
+        refuse_unknown(options["task"], {t.id for t in tasks})
         if options["task"]:
             tasks = tuple(t for t in tasks if t.id in options["task"])
         if options["preview"] or options["days"] is not None:
@@ -259,7 +280,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"override {r['task']}: {r['override']}")
         notes = {r["maintenance"] for r in rows if r.get("maintenance")}
         for note in sorted(notes):
-            self.stdout.write(f"MAINTENANCE MODE ON, schedules paused: {note}")
+            # The line already says maintenance; the note (as in --json) starts with it too.
+            text = note.removeprefix("maintenance: ")
+            self.stdout.write(f"MAINTENANCE MODE ON, schedules paused: {text}")
 
     def policy_lines(self, rows: list[dict[str, Any]]) -> None:
         """One detail line per task: its schedule policies, and a failure pause if any."""
