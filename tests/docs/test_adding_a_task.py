@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,9 @@ def _run(script: str, tmp_path: Path) -> str:
             "VALIDIBOT_MEDIA_ROOT": str(tmp_path / "media"),
         }
     )
+    # The reader's DAGSTER_HOME is an instance (the local one `validibot-ops dev` creates).
     (tmp_path / "dagster_home").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster_home" / "dagster.yaml")
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=ROOT,
