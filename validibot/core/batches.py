@@ -110,7 +110,16 @@ _control: ContextVar[StopControl | None] = ContextVar("validibot_stop_control", 
 def stop_control(
     should_stop: StopCheck | None = None, deadline: float | None = None
 ) -> Iterator[StopControl]:
-    """Make ``should_stop`` and ``deadline`` apply to the commands run inside this block."""
+    """Make ``should_stop`` and ``deadline`` apply to the commands run inside this block.
+
+    With neither given, an enclosing block's control stays in force: a task run inside another
+    task's run (an upstream-shaped task whose function calls a built-in) still stops when its
+    run is canceled.
+    """
+    enclosing = _control.get()
+    if should_stop is None and deadline is None and enclosing is not None:
+        yield enclosing
+        return
     control = StopControl(should_stop=should_stop, deadline=deadline)
     token = _control.set(control)
     try:

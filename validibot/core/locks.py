@@ -36,6 +36,16 @@ def lock_key(task_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def execution_lock(
+    task_id: str, *, dry_run: bool, overlap_allowed: bool
+) -> contextlib.AbstractContextManager[bool]:
+    """What one execution of a task holds: its lock for a real run; nothing (``True``) for a
+    dry run, which changes nothing, or a task whose runs may overlap (``allow``)."""
+    if dry_run or overlap_allowed:
+        return contextlib.nullcontext(True)
+    return task_lock(task_id)
+
+
 @contextlib.contextmanager
 def task_lock(task_id: str, using: str = DEFAULT_DB_ALIAS) -> Iterator[bool]:
     """Hold the task's lock for the block; yields ``False`` (and holds nothing) when it is taken."""

@@ -41,7 +41,7 @@ from validibot.core.batches import (
     shell_signals,
     stop_check,
 )
-from validibot.core.locks import task_lock
+from validibot.core.locks import execution_lock
 from validibot.core.settings_check import task_setting_errors
 from validibot.tasks.policies import OVERLAP_ALLOW
 from validibot.tasks.registry import RegistryError, get_task
@@ -210,9 +210,8 @@ class MaintenanceCommand(BaseCommand):
     def _execution_lock(self) -> contextlib.AbstractContextManager[bool]:
         """The task's lock for a real run; a dry run changes nothing and takes none, and
         neither does a task whose registry entry allows overlapping runs (``allow``)."""
-        if self.dry_run or overlap_allowed(self.summary_name()):
-            return contextlib.nullcontext(True)
-        return task_lock(self.summary_name())
+        name = self.summary_name()
+        return execution_lock(name, dry_run=self.dry_run, overlap_allowed=overlap_allowed(name))
 
     @staticmethod
     def _deadline(control: StopControl | None, stop_after: int | None) -> float | None:

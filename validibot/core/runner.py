@@ -13,7 +13,6 @@ Requires Django to be set up (the Dagster resource does it; tests and shells alr
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import io
 import time
@@ -25,7 +24,7 @@ from django.core.management.base import CommandError
 from django.db import InterfaceError, OperationalError
 
 from validibot.core.batches import StopCheck, stop_control
-from validibot.core.locks import task_lock
+from validibot.core.locks import execution_lock
 from validibot.core.maintenance import BUSY_REASON, overlap_allowed, parse_summary
 from validibot.tasks.registry import MaintenanceTask, get_task
 
@@ -91,7 +90,7 @@ def run_task_command(
         )
     stdout, stderr = LineStream(on_stdout), LineStream(on_stderr)
     try:
-        with _stop_control(should_stop, deadline):
+        with stop_control(should_stop=should_stop, deadline=deadline):
             call_command(
                 definition.command, *definition.args, *extra_args, stdout=stdout, stderr=stderr
             )
@@ -109,25 +108,10 @@ def run_task_command(
     return summary
 
 
-def _stop_control(
-    should_stop: StopCheck | None, deadline: float | None
-) -> contextlib.AbstractContextManager[object]:
-    """The caller's stop check and deadline; with neither, the enclosing ones stay in force
-    (an upstream-shaped task's function may call a built-in, which calls this again)."""
-    if should_stop is None and deadline is None:
-        return contextlib.nullcontext()
-    return stop_control(should_stop=should_stop, deadline=deadline)
-
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    ConnectionError,
-    TimeoutError,
-    OSError,
-)
-"""What upstream's Celery wrappers retry (a lost database, a network blip): raised as they are,
-so the registry's retry policy applies. Anything else fails the run without retries."""
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, OSError)
+"""What upstream's Celery wrappers retry (a lost database; ``OSError`` covers connection errors
+and timeouts): raised as they are, so the registry's retry policy applies. Anything else fails
+the run without retries."""
 
 
 def run_celery_task(
@@ -158,12 +142,10 @@ def run_celery_task(
     if dry_run and "dry_run" not in inspect.signature(function.run).parameters:
         raise TaskFailed(f"{label} has no dry_run parameter: a dry run cannot be asked of it")
     started = time.monotonic()
-    lock = (
-        contextlib.nullcontext(True)
-        if dry_run or overlap_allowed(definition.id)
-        else (task_lock(definition.id))
+    lock = execution_lock(
+        definition.id, dry_run=dry_run, overlap_allowed=overlap_allowed(definition.id)
     )
-    with lock as acquired, _stop_control(should_stop, deadline):
+    with lock as acquired, stop_control(should_stop=should_stop, deadline=deadline):
         if not acquired:
             return {"task": definition.id, "status": "busy", "reason": BUSY_REASON}
         try:
@@ -180,8 +162,10 @@ def _celery_function(definition: MaintenanceTask, label: str) -> Any:
 
     from validibot.core.celery_tasks import find_task, import_task_modules
 
-    import_task_modules(config.name for config in apps.get_app_configs())
     function = find_task(definition.celery_task)
+    if function is None:  # its module is not imported yet in this process
+        import_task_modules(config.name for config in apps.get_app_configs())
+        function = find_task(definition.celery_task)
     if function is None:
         raise TaskFailed(f"{label}: no registered Celery task has that name")
     return function

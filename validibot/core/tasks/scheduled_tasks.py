@@ -69,10 +69,9 @@ def run_now(task_id: str, dry_run: bool = False) -> dict[str, Any]:
 
     lines: list[str] = []
     summary = run_task_command(task_id, ["--dry-run"] if dry_run else [], lines.append)
-    task = get_task(task_id)
     return {
         "status": summary.get("status", "completed"),
-        "command": task.command if task is not None else task_id,
+        "command": get_task(task_id).command,  # type: ignore[union-attr]  (ran just above)
         "output": "\n".join(lines),
         "timestamp": datetime.now(UTC).isoformat(),
         "summary": summary,
