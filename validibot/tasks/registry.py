@@ -632,7 +632,7 @@ def task_id_for(external_id: str) -> str:
 
 def external_id_of(task: MaintenanceTask) -> str:
     """The id upstream's accessors show: the one it was registered with, else the kebab form."""
-    return getattr(task.upstream, "id", "") or task.id.replace("_", "-")
+    return task.label if task.upstream is not None else task.id.replace("_", "-")
 
 
 _lock = threading.RLock()
